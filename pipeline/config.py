@@ -1,0 +1,160 @@
+"""Typed settings, read once from ``pipeline.toml`` and overridden by the environment.
+
+Layers, lowest first: the defaults written on the dataclasses below, the project's ``pipeline.toml``,
+environment variables (``PIPELINE_*`` and the Docker Hub credentials), then task options, which
+``tasks.py`` applies with :func:`dataclasses.replace`. Credentials only ever come from the environment
+(or Docker's own credential files, read by the Docker engine): the TOML file is committed.
+
+Every other module receives a :class:`Settings` (or a part of it) and never reads ``os.environ`` itself.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+CONFIG_FILE = "pipeline.toml"
+
+
+@dataclass(frozen=True)
+class ImageSettings:
+    # Docker Hub-style "namespace/name"; the registry host is kept apart so the sandbox can stand in.
+    repository: str = "campus/backend"
+    # The placeholder the base manifests use in `image:`; overlays pin it through kustomize `images:`.
+    kustomize_name: str = "backend"
+    # Relative to the project root.
+    context: str = "backend"
+    dockerfile: str = "Dockerfile"
+    # Run in the context before `docker build`. Empty for a self-contained multi-stage Dockerfile; our
+    # offline Dockerfile needs its static binary compiled first because no base image can be pulled.
+    prebuild: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RegistrySettings:
+    # Docker Hub by default; PIPELINE_REGISTRY points at a private registry or the sandbox.
+    host: str = "docker.io"
+    username: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.username and self.token)
+
+
+@dataclass(frozen=True)
+class GitOpsSettings:
+    # Where bumps are pushed. Empty means "this checkout's origin", resolved at load time.
+    remote: str = ""
+    branch: str = "main"
+    author_name: str = "campus-pipeline"
+    author_email: str = "pipeline@users.noreply.github.com"
+    # A racing push is fetched, re-applied and retried this many times before we give up.
+    push_attempts: int = 6
+    # The pipeline's own clones live here, never in the user's working tree.
+    cache_dir: str = ".pipeline/gitops"
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    overlay: str
+    # Protected environments need a named approver (or an interactive yes) before anything is written.
+    protected: bool = False
+    # GKE coordinates; the sandbox uses project "sandbox", location "local", cluster = env name.
+    gke_project: str = ""
+    gke_location: str = ""
+    gke_cluster: str = ""
+    # Teams on other clusters may name a kubeconfig context instead of a GKE cluster.
+    kube_context: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    image: ImageSettings
+    registry: RegistrySettings
+    gitops: GitOpsSettings
+    environments: Mapping[str, Environment]
+
+    @property
+    def image_repository(self) -> str:
+        """The full repository name a pushed image has, registry host included."""
+        return f"{self.registry.host}/{self.image.repository}"
+
+    def environment(self, name: str) -> Environment:
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(sorted(self.environments)) or "none"
+            raise ConfigError(
+                f"unknown environment {name!r}", f"Use one of: {known} (see [environments] in {CONFIG_FILE})"
+            ) from None
+
+
+def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{CONFIG_FILE}: [{name}] must be a table", "Fix the file and try again")
+    return value
+
+
+def _build(cls: type[Any], values: Mapping[str, Any], where: str, **extra: Any) -> Any:
+    try:
+        return cls(**values, **extra)
+    except TypeError as e:
+        raise ConfigError(f"{CONFIG_FILE}: bad key in [{where}] ({e})", "Check the key names") from None
+
+
+def _origin_url(root: Path) -> str:
+    proc = subprocess.run(
+        ["git", "-C", str(root), "remote", "get-url", "origin"], capture_output=True, text=True, check=False
+    )
+    return proc.stdout.strip()
+
+
+def load(root: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read ``pipeline.toml`` under ``root`` (default: ``PIPELINE_ROOT`` or the cwd) plus the environment."""
+    env = os.environ if environ is None else environ
+    root = Path(root or env.get("PIPELINE_ROOT") or Path.cwd()).resolve()
+    path = root / CONFIG_FILE
+    try:
+        data = tomllib.loads(path.read_text()) if path.exists() else {}
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})", "Fix the syntax and try again") from None
+
+    image_values = _section(data, "image")
+    if "prebuild" in image_values:
+        image_values["prebuild"] = tuple(image_values["prebuild"])
+    image: ImageSettings = _build(ImageSettings, image_values, "image")
+    if env.get("PIPELINE_IMAGE_REPOSITORY"):
+        image = ImageSettings(**{**image.__dict__, "repository": env["PIPELINE_IMAGE_REPOSITORY"]})
+
+    reg_values = _section(data, "registry")
+    registry: RegistrySettings = _build(
+        RegistrySettings,
+        {**reg_values, "host": env.get("PIPELINE_REGISTRY") or reg_values.get("host", "docker.io")},
+        "registry",
+        username=env.get("DOCKERHUB_USERNAME") or None,
+        token=env.get("DOCKERHUB_TOKEN") or None,
+    )
+
+    git_values = _section(data, "gitops")
+    gitops: GitOpsSettings = _build(GitOpsSettings, git_values, "gitops")
+    remote = env.get("PIPELINE_GITOPS_REMOTE") or gitops.remote or _origin_url(root)
+    gitops = GitOpsSettings(**{**gitops.__dict__, "remote": remote})
+
+    envs: dict[str, Environment] = {}
+    for name, values in _section(data, "environments").items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{CONFIG_FILE}: [environments.{name}] must be a table", "Fix the file")
+        values = {"overlay": f"overlays/{name}", **values}
+        envs[name] = _build(Environment, values, f"environments.{name}", name=name)
+    return Settings(root=root, image=image, registry=registry, gitops=gitops, environments=envs)

@@ -1,0 +1,88 @@
+"""The pipeline's one exception tree.
+
+Every stage module raises a subclass of :class:`PipelineError` whose ``str()`` is a single line saying
+what was being done, what went wrong and what to try; ``tasks.py`` prints that line and exits non-zero.
+Anything that is not a ``PipelineError`` is a bug and keeps its traceback. Retryable failures derive from
+:class:`TemporaryError` so callers can decide to retry without parsing messages.
+
+Secrets never enter these messages: callers pass what was being done (an image reference, a file, a
+remote) and never a token or a password.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Root of every expected failure: ``str(e)`` is one line a user can act on."""
+
+    def __init__(self, what: str, hint: str = "") -> None:
+        self.what = what.rstrip(". ")
+        self.hint = hint.strip()
+        super().__init__(self.what)
+
+    def __str__(self) -> str:
+        return f"{self.what}. {self.hint}" if self.hint else f"{self.what}."
+
+
+class TemporaryError(PipelineError):
+    """A failure that may pass if the same step is tried again (network, a raced push)."""
+
+
+class ConfigError(PipelineError, ValueError):
+    """The pipeline's configuration or a task's options are wrong."""
+
+
+class SourceError(PipelineError):
+    """The source tree cannot be released as it is (dirty, not a git repository)."""
+
+
+class BuildError(PipelineError):
+    """Building the image failed."""
+
+
+class RegistryError(PipelineError):
+    """Talking to the image registry failed."""
+
+
+class RegistryAuthError(RegistryError, PermissionError):
+    """The registry refused our credentials."""
+
+
+class RegistryUnreachable(RegistryError, TemporaryError):
+    """The registry (or the Docker engine) did not answer."""
+
+
+class ImageNotFound(RegistryError, LookupError):
+    """The image reference does not exist in the registry."""
+
+
+class OverlayError(PipelineError, ValueError):
+    """An overlay's kustomization cannot be read or edited."""
+
+
+class GitOpsError(PipelineError):
+    """Committing or pushing to the GitOps remote failed."""
+
+
+class PushRejected(GitOpsError, TemporaryError):
+    """The remote moved while we were committing; fetch, re-apply and retry."""
+
+
+class ApprovalRequired(PipelineError, PermissionError):
+    """A protected environment was asked for without an approver."""
+
+
+class ValidationFailed(PipelineError):
+    """Rendered manifests failed schema or lint checks; ``findings`` lists each one."""
+
+    def __init__(self, what: str, findings: list[str], hint: str = "") -> None:
+        self.findings = findings
+        super().__init__(what, hint)
+
+
+class RenderError(PipelineError):
+    """kustomize could not render an overlay."""
+
+
+class NotYetAvailable(PipelineError, NotImplementedError):
+    """A task that is listed but whose stage has not landed yet."""

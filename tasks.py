@@ -1,0 +1,1 @@
+"""Command layer: `invoke --list`. Thin wiring only; every task calls one function of `pipeline/`."""
