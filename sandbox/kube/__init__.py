@@ -1,0 +1,1 @@
+"""The Kubernetes side of the sandbox: CA, API servers, controllers, kubelet and proxies."""
