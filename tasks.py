@@ -1,1 +1,256 @@
-"""Command layer: `invoke --list`. Thin wiring only; every task calls one function of `pipeline/`."""
+"""Command layer (`invoke --list`): read options, call one function of `pipeline/`, print the outcome.
+
+Wiring only; the logic lives in `pipeline/` (and the cloud stand-in in `sandbox/`). Expected failures
+print one line and exit 1; anything else keeps its traceback. Heavy imports happen inside the tasks so
+that `invoke --list` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+ROOT = Path(__file__).resolve().parent
+
+
+def _variadic(task_name: str, flag: str) -> None:
+    """Let `invoke validate a b` mean `--path a --path b`: invoke has no variadic positionals."""
+    try:
+        from invoke.main import program
+    except ImportError:
+        return
+    core = getattr(program, "core", None)
+    argv: list[str] | None = getattr(core, "unparsed", None)
+    if not argv or task_name not in argv:
+        return
+    i = argv.index(task_name) + 1
+    while i < len(argv) and not argv[i].startswith("-") and ("/" in argv[i] or Path(argv[i]).exists()):
+        argv.insert(i, flag)
+        i += 2
+
+
+_variadic("validate", "--path")
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    from pipeline.errors import PipelineError
+    from sandbox import SandboxError
+
+    try:
+        yield
+    except (PipelineError, SandboxError) as e:
+        raise Exit(f"error: {e}", code=1) from None
+
+
+def _settings(c: Context) -> Any:
+    from pipeline import config
+
+    # PIPELINE_ROOT lets one install of the pipeline drive another checkout (and the tests use it).
+    return config.load(Path(os.environ.get("PIPELINE_ROOT") or ROOT))
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+@contextmanager
+def _progress(title: str) -> Iterator[Callable[[str], None]]:
+    """A spinner with the latest line at a terminal; plain lines in CI logs."""
+    console = _console()
+    if not console.is_terminal:
+        yield lambda line: console.print(f"  {line}", markup=False, style="dim")
+        return
+    with console.status(title) as status:
+        yield lambda line: status.update(f"{title}: {line[:100]}")
+
+
+@task(
+    help={
+        "push": "push the image to the registry (PIPELINE_REGISTRY, default docker.io)",
+        "allow-dirty": "build even with uncommitted changes in the build context (tag gets -dirty)",
+        "force": "rebuild and push even when the registry already has the tag",
+        "json": "print the result as JSON on stdout",
+    }
+)
+def build(
+    c: Context, push: bool = False, allow_dirty: bool = False, force: bool = False, json_: bool = False
+) -> None:
+    """Build the backend image from the source commit (tag sha-<7 hex>) and optionally push it."""
+    from pipeline import release
+
+    with _errors():
+        settings = _settings(c)
+        with _progress("building") as progress:
+            result = release.build(
+                settings, push=push, allow_dirty=allow_dirty, force=force, progress=progress
+            )
+    if json_:
+        print(json.dumps({"image": result.image.__dict__, "built": result.built, "pushed": result.pushed}))
+        return
+    image = result.image
+    if result.skipped:
+        print(f"{image.pinned}  ({result.skipped}: skipped build and push)")
+    elif result.pushed:
+        print(f"{image.pinned}  (built and pushed)")
+    else:
+        print(f"{image.ref}  (built locally; not pushed)")
+
+
+def _confirm(env: str) -> str | None:
+    """An interactive approval at a terminal; None when there is no terminal to ask at."""
+    if not sys.stdin.isatty():
+        return None
+    import getpass
+
+    answer = input(f"{env} is protected. Type {env!r} to approve this change: ").strip()
+    if answer != env:
+        raise Exit("error: not approved; nothing was changed.", code=1)
+    return f"{getpass.getuser()} (interactive)"
+
+
+@task(
+    help={
+        "env": "environment whose overlay to change (staging, prod)",
+        "tag": "image tag to pin, e.g. sha-1a2b3c4",
+        "digest": "image digest to pin with it (sha256:...)",
+        "approved-by": "approver's name; required for protected environments such as prod",
+    }
+)
+def bump(c: Context, env: str, tag: str, digest: str | None = None, approved_by: str | None = None) -> None:
+    """Pin an image tag (and digest) in overlays/ENV and push the commit to the GitOps remote."""
+    from pipeline import release
+
+    with _errors():
+        settings = _settings(c)
+        if approved_by is None and settings.environment(env).protected:
+            approved_by = _confirm(env)
+        result = release.bump(settings, env, tag, digest=digest, approved_by=approved_by)
+    if result.commit is None:
+        print(f"{env}: already pins {tag}; nothing to commit")
+    else:
+        assert result.bump is not None
+        print(f"{env}: {result.bump.file} now pins {result.bump.new.ref} (commit {result.commit[:12]})")
+
+
+@task(iterable=["path"], help={"path": "kustomize directory to check (default: every environment's overlay)"})
+def validate(c: Context, path: list[str]) -> None:
+    """Render overlays with kustomize, check them against Kubernetes schemas offline, and lint them."""
+    from pipeline import validate as validate_stage
+
+    with _errors():
+        settings = _settings(c)
+        targets = [Path(p) for p in path] or [
+            settings.root / e.overlay for e in settings.environments.values()
+        ]
+        report = validate_stage.validate(targets)
+    for finding in report.findings:
+        print(f"{finding.severity}: {finding.target}: {finding.obj}: {finding.message} [{finding.rule}]")
+    summary = f"{report.objects_checked} objects in {len(targets)} target(s): {len(report.errors)} error(s)"
+    if report.errors:
+        raise Exit(f"validate: {summary}", code=1)
+    print(f"validate: {summary}")
+
+
+def _not_yet(name: str) -> None:
+    from pipeline.errors import NotYetAvailable
+
+    with _errors():
+        raise NotYetAvailable(f"`invoke {name}` is not yet available", "It lands with the release issue")
+
+
+@task(help={"env": "environment to release to", "image": "deploy this existing image instead of building"})
+def release(c: Context, env: str = "staging", image: str | None = None) -> None:
+    """Build, pin, apply, wait for the rollout and smoke-test one environment (not yet available)."""
+    _not_yet("release")
+
+
+@task(help={"env": "target environment", "from_": "source environment", "approved-by": "approver"})
+def promote(c: Context, env: str = "prod", from_: str = "staging", approved_by: str | None = None) -> None:
+    """Deploy to prod the exact digest that passed staging (not yet available)."""
+    _not_yet("promote")
+
+
+@task(help={"env": "environment", "to": "release to go back to"})
+def rollback(c: Context, env: str, to: str | None = None) -> None:
+    """Go back to the previous good release (not yet available)."""
+    _not_yet("rollback")
+
+
+@task(help={"env": "environment"})
+def plan(c: Context, env: str) -> None:
+    """Show what a release would change against the live cluster (not yet available)."""
+    _not_yet("plan")
+
+
+# --- the sandbox: local stand-ins for Docker Hub, GitHub, GKE ---------------------------------------------
+
+
+def _home() -> Any:
+    from sandbox.home import Home
+
+    return Home.locate(ROOT)
+
+
+@task(name="up")
+def sandbox_up(c: Context) -> None:
+    """Start the sandbox (registry, git remote, clusters); safe to run again."""
+    from sandbox import control
+
+    with _errors():
+        ready = control.up(_home(), ROOT)
+    console = _console()
+    for key, value in sorted(ready.items()):
+        if key not in ("env", "pid") and isinstance(value, dict):
+            console.print(f"[bold]{key}[/]: " + ", ".join(f"{k}={v}" for k, v in value.items()), markup=True)
+    console.print('Point the pipeline at it with:  eval "$(invoke sandbox.env)"')
+
+
+@task(name="down")
+def sandbox_down(c: Context) -> None:
+    """Stop the sandbox; its state (images, git remote, cluster objects) is kept for the next up."""
+    from sandbox import control
+
+    with _errors():
+        stopped = control.down(_home())
+    print("sandbox stopped" if stopped else "sandbox was not running")
+
+
+@task(name="status")
+def sandbox_status(c: Context) -> None:
+    """Say what the sandbox runs; exits 1 when it is not running."""
+    from sandbox import control
+
+    ready = control.status(_home())
+    if ready is None:
+        raise Exit("sandbox: not running (start it with: invoke sandbox.up)", code=1)
+    for key, value in sorted(ready.items()):
+        if key != "env":
+            print(f"{key}: {value}")
+
+
+@task(name="env")
+def sandbox_env(c: Context) -> None:
+    """Print export lines: eval "$(invoke sandbox.env)" points every task at the sandbox."""
+    from sandbox import control
+
+    ready = control.status(_home())
+    if ready is None:
+        raise Exit("sandbox: not running (start it with: invoke sandbox.up)", code=1)
+    print("\n".join(control.env_lines(ready)))
+
+
+sandbox = Collection("sandbox", sandbox_up, sandbox_down, sandbox_status, sandbox_env)
+ns = Collection(build, bump, validate, release, promote, rollback, plan, sandbox)

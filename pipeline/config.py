@@ -14,7 +14,7 @@ import os
 import subprocess
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +135,7 @@ def load(root: Path | None = None, environ: Mapping[str, str] | None = None) -> 
         image_values["prebuild"] = tuple(image_values["prebuild"])
     image: ImageSettings = _build(ImageSettings, image_values, "image")
     if env.get("PIPELINE_IMAGE_REPOSITORY"):
-        image = ImageSettings(**{**image.__dict__, "repository": env["PIPELINE_IMAGE_REPOSITORY"]})
+        image = replace(image, repository=env["PIPELINE_IMAGE_REPOSITORY"])
 
     reg_values = _section(data, "registry")
     registry: RegistrySettings = _build(
@@ -149,7 +149,7 @@ def load(root: Path | None = None, environ: Mapping[str, str] | None = None) -> 
     git_values = _section(data, "gitops")
     gitops: GitOpsSettings = _build(GitOpsSettings, git_values, "gitops")
     remote = env.get("PIPELINE_GITOPS_REMOTE") or gitops.remote or _origin_url(root)
-    gitops = GitOpsSettings(**{**gitops.__dict__, "remote": remote})
+    gitops = replace(gitops, remote=remote)
 
     envs: dict[str, Environment] = {}
     for name, values in _section(data, "environments").items():

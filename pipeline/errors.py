@@ -17,7 +17,8 @@ class PipelineError(Exception):
 
     def __init__(self, what: str, hint: str = "") -> None:
         self.what = what.rstrip(". ")
-        self.hint = hint.strip()
+        hint = hint.strip()
+        self.hint = hint if not hint or hint.endswith((".", "?", "!")) else f"{hint}."
         super().__init__(self.what)
 
     def __str__(self) -> str:

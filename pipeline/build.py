@@ -1,0 +1,251 @@
+"""Build stage: build the backend image with the Docker engine and push it to the registry.
+
+The only module that imports the ``docker`` SDK. It turns a source commit into a pushed, digest-resolved
+:class:`Image`; an image whose tag already exists in the registry is neither rebuilt nor pushed, which is
+what makes a repeated release cheap. Neighbours: ``gitops.source_state`` says which commit is built (and
+whether the tree is dirty); ``release.py`` hands the :class:`Image` to ``overlays``/``gitops``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .config import Settings
+from .errors import (
+    BuildError,
+    ConfigError,
+    ImageNotFound,
+    RegistryAuthError,
+    RegistryError,
+    RegistryUnreachable,
+)
+
+if TYPE_CHECKING:
+    import docker
+
+Progress = Callable[[str], None]
+
+# Docker's own grammar for a tag (distribution/reference).
+TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Image:
+    repository: str  # registry host included: docker.io/campus/backend
+    tag: str
+    digest: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+    @property
+    def pinned(self) -> str:
+        """The reference Kubernetes runs: immutable once a digest is known."""
+        return f"{self.ref}@{self.digest}" if self.digest else self.ref
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> Image:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    image: Image
+    built: bool
+    pushed: bool
+    # Why nothing was built, for the summary ("already in the registry").
+    skipped: str = ""
+
+
+def check_tag(tag: str) -> str:
+    if not TAG.fullmatch(tag):
+        raise ConfigError(
+            f"{tag!r} is not a valid Docker tag",
+            "Use letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-'",
+        )
+    return tag
+
+
+def check_digest(digest: str) -> str:
+    if not DIGEST.fullmatch(digest):
+        raise ConfigError(f"{digest!r} is not an image digest", "Give it as sha256:<64 hex digits>")
+    return digest
+
+
+def source_tag(commit: str, dirty: bool) -> str:
+    """``sha-<7 hex>``, marked when built from uncommitted changes so it is never mistaken for the commit."""
+    return f"sha-{commit[:7]}" + ("-dirty" if dirty else "")
+
+
+def _client() -> docker.DockerClient:
+    import docker
+
+    try:
+        client = docker.from_env(timeout=300)
+        client.ping()
+    except docker.errors.DockerException as e:
+        raise BuildError(
+            "cannot reach the Docker engine", "Start Docker (or set DOCKER_HOST) and try again"
+        ) from e
+    return client
+
+
+def _auth(settings: Settings) -> dict[str, str] | None:
+    # Without explicit credentials the engine falls back to ~/.docker/config.json (`docker login`).
+    if settings.registry.has_credentials:
+        assert settings.registry.username and settings.registry.token
+        return {"username": settings.registry.username, "password": settings.registry.token}
+    return None
+
+
+def _login_hint(settings: Settings) -> str:
+    return f"Set DOCKERHUB_USERNAME and DOCKERHUB_TOKEN, or run `docker login {settings.registry.host}`"
+
+
+def _registry_error(doing: str, message: str, settings: Settings) -> RegistryError:
+    """Translate the engine's registry errors into ours; the message never contains credentials."""
+    text = message.lower()
+    first = message.strip().splitlines()[0][:200] if message.strip() else "no detail"
+    if any(s in text for s in ("unauthorized", "authentication required", "no basic auth", "denied")):
+        return RegistryAuthError(f"{doing}: 401 unauthorized", _login_hint(settings))
+    if any(s in text for s in ("connection refused", "no such host", "i/o timeout", "dial tcp", "eof")):
+        return RegistryUnreachable(
+            f"{doing}: registry {settings.registry.host} unreachable ({first})",
+            "Check PIPELINE_REGISTRY and that the registry is up (for the sandbox: invoke sandbox.up)",
+        )
+    if any(s in text for s in ("manifest unknown", "not found", "name unknown")):
+        return ImageNotFound(f"{doing}: not found in {settings.registry.host}", "Build and push it first")
+    return RegistryError(f"{doing}: {first}", "Check the registry and try again")
+
+
+def lookup(settings: Settings, tag: str, client: docker.DockerClient | None = None) -> Image | None:
+    """The image with this tag as the registry has it (digest included), or None when it is absent."""
+    import docker
+
+    client = client or _client()
+    image = Image(settings.image_repository, check_tag(tag))
+    try:
+        found = client.api.inspect_distribution(image.ref, auth_config=_auth(settings))
+    except docker.errors.APIError as e:
+        error = _registry_error(f"looking up {image.ref}", str(e.explanation or e), settings)
+        if isinstance(error, ImageNotFound):
+            return None
+        raise error from None
+    return Image(image.repository, image.tag, found["Descriptor"]["digest"])
+
+
+def _events(stream: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for event in stream:
+        if "error" in event:
+            raise _StreamError(event.get("errorDetail", {}).get("message") or event["error"])
+        yield event
+
+
+class _StreamError(Exception):
+    pass
+
+
+def _prebuild(settings: Settings, context: Path, commit: str, progress: Progress) -> None:
+    if not settings.image.prebuild:
+        return
+    progress(f"prebuild: {' '.join(settings.image.prebuild)}")
+    env = {**os.environ, "SOURCE_COMMIT": commit}
+    proc = subprocess.run(
+        list(settings.image.prebuild), cwd=context, env=env, capture_output=True, text=True, check=False
+    )
+    if proc.returncode != 0:
+        last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise BuildError(
+            f"prebuild `{' '.join(settings.image.prebuild)}` failed in {context} ({last[0]})",
+            "Fix the build script or [image] prebuild in pipeline.toml",
+        )
+
+
+def _build(
+    client: docker.DockerClient, settings: Settings, image: Image, commit: str, progress: Progress
+) -> None:
+    import docker
+
+    context = settings.root / settings.image.context
+    dockerfile = context / settings.image.dockerfile
+    if not dockerfile.is_file():
+        raise BuildError(
+            f"no Dockerfile at {dockerfile}", "Set [image] context and dockerfile in pipeline.toml"
+        )
+    _prebuild(settings, context, commit, progress)
+    try:
+        stream = client.api.build(
+            path=str(context),
+            dockerfile=settings.image.dockerfile,
+            tag=image.ref,
+            buildargs={"SOURCE_COMMIT": commit},
+            labels={"org.opencontainers.image.revision": commit},
+            rm=True,
+            forcerm=True,
+            decode=True,
+        )
+        for event in _events(stream):
+            line = str(event.get("stream", "")).strip()
+            if line:
+                progress(line)
+    except (_StreamError, docker.errors.APIError) as e:
+        raise BuildError(
+            f"building {image.ref} failed: {str(e).strip()[:300]}", "Fix the Dockerfile"
+        ) from None
+
+
+def _push(client: docker.DockerClient, settings: Settings, image: Image, progress: Progress) -> str:
+    import docker
+
+    digest = ""
+    try:
+        stream = client.api.push(
+            image.repository, tag=image.tag, auth_config=_auth(settings), stream=True, decode=True
+        )
+        for event in _events(stream):
+            if "aux" in event and "Digest" in event["aux"]:
+                digest = event["aux"]["Digest"]
+            elif event.get("status") and not event.get("progressDetail"):
+                progress(f"{event.get('id', '')} {event['status']}".strip())
+    except _StreamError as e:
+        raise _registry_error(f"pushing {image.ref}", str(e), settings) from None
+    except docker.errors.APIError as e:
+        raise _registry_error(f"pushing {image.ref}", str(e.explanation or e), settings) from None
+    if not DIGEST.fullmatch(digest):
+        raise RegistryError(f"pushing {image.ref}: the registry returned no digest", "Try again")
+    return digest
+
+
+def build(
+    settings: Settings,
+    commit: str,
+    tag: str,
+    *,
+    push: bool,
+    force: bool = False,
+    progress: Progress = lambda _: None,
+) -> BuildResult:
+    """Build ``commit``'s image as ``tag`` and (with ``push``) push it, unless the registry already has it."""
+    client = _client()
+    image = Image(settings.image_repository, check_tag(tag))
+    if not force:
+        existing = lookup(settings, tag, client)
+        if existing is not None:
+            return BuildResult(existing, built=False, pushed=False, skipped="already in the registry")
+    _build(client, settings, image, commit, progress)
+    if not push:
+        return BuildResult(image, built=True, pushed=False)
+    digest = _push(client, settings, image, progress)
+    return BuildResult(Image(image.repository, image.tag, digest), built=True, pushed=True)

@@ -1,0 +1,204 @@
+"""GitOps stage: commit an overlay change and push it to the GitOps remote, safely under races.
+
+The only module that imports ``git`` (GitPython). The pipeline writes through its own clone of the remote
+(under ``.pipeline/gitops/``), never the user's working tree. A push rejected because the remote moved is
+fetched, re-applied on the new tip and retried, so two releases racing each other both land; any other
+failure leaves the remote untouched and the clone reset. Neighbours: ``overlays.pin`` is the change
+applied inside the clone; ``release.py`` composes the commit message.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import random
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .config import Settings
+from .errors import GitOpsError, PushRejected, SourceError
+
+if TYPE_CHECKING:
+    import git
+
+    from .overlays import Bump
+
+# Never let credentials embedded in a remote URL reach a message or a log.
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def scrub(text: str) -> str:
+    return _USERINFO.sub("***@", text)
+
+
+@dataclass(frozen=True)
+class SourceState:
+    commit: str
+    dirty: bool
+
+
+@dataclass(frozen=True)
+class Published:
+    commit: str | None  # None: nothing to change, nothing committed
+    attempts: int
+
+
+def _repo(path: Path) -> git.Repo:
+    import git
+
+    try:
+        return git.Repo(path, search_parent_directories=True)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise SourceError(
+            f"{path} is not inside a git repository", "Run from a clone of the project"
+        ) from None
+
+
+def source_state(root: Path, context: str) -> SourceState:
+    """The commit a build of ``context`` comes from, and whether that part of the tree has changes."""
+    import git
+
+    repo = _repo(root)
+    try:
+        commit = repo.head.commit.hexsha
+    except ValueError:
+        raise SourceError(f"{root} has no commit yet", "Commit the source first") from None
+    try:
+        dirty = repo.is_dirty(untracked_files=True, path=str(root / context))
+    except git.GitCommandError as e:
+        raise SourceError(f"reading the state of {root}: {e.stderr.strip()}", "Check the checkout") from None
+    return SourceState(commit, dirty)
+
+
+def resolve_commit(root: Path, short: str) -> str | None:
+    """The full hash of an abbreviated commit in the project's repository, if it has it."""
+    import git
+
+    try:
+        return str(_repo(root).commit(short).hexsha)
+    except (git.BadName, ValueError, SourceError):
+        return None
+
+
+def _clone_dir(settings: Settings) -> Path:
+    key = hashlib.sha256(settings.gitops.remote.encode()).hexdigest()[:12]
+    return settings.root / settings.gitops.cache_dir / key
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    # Two releases on one machine share the clone; the lock serialises them, the retry loop handles others.
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _fail(doing: str, e: Exception, settings: Settings) -> GitOpsError:
+    detail = scrub(str(getattr(e, "stderr", "") or e)).strip().replace("\n", " ")[:240]
+    return GitOpsError(
+        f"{doing} {scrub(settings.gitops.remote)}: {detail}",
+        "Check PIPELINE_GITOPS_REMOTE and your git credentials",
+    )
+
+
+def _sync(settings: Settings, directory: Path) -> git.Repo:
+    """Our clone, reset to the remote branch's tip with nothing else in it."""
+    import git
+
+    branch = settings.gitops.branch
+    try:
+        if not (directory / ".git").exists():
+            repo = git.Repo.clone_from(
+                settings.gitops.remote, directory, branch=branch, single_branch=True, no_tags=True
+            )
+        else:
+            repo = git.Repo(directory)
+            repo.git.fetch(
+                "--quiet", "--no-tags", "origin", f"+refs/heads/{branch}:refs/remotes/origin/{branch}"
+            )
+        repo.git.checkout("--quiet", "--force", "-B", branch, f"origin/{branch}")
+        repo.git.reset("--quiet", "--hard", f"origin/{branch}")
+        repo.git.clean("-qfdx")
+    except git.GitCommandError as e:
+        raise _fail("fetching", e, settings) from None
+    return repo
+
+
+def _push(settings: Settings, repo: git.Repo) -> None:
+    import git
+
+    branch = settings.gitops.branch
+    try:
+        repo.git.push("--quiet", "--porcelain", "origin", f"HEAD:refs/heads/{branch}")
+    except git.GitCommandError as e:
+        text = f"{e.stdout} {e.stderr}"
+        if any(
+            s in text
+            for s in ("[rejected]", "non-fast-forward", "fetch first", "stale info", "cannot lock ref")
+        ):
+            raise PushRejected(
+                f"pushing to {scrub(settings.gitops.remote)}: the branch moved", "Retrying"
+            ) from None
+        raise _fail("pushing to", e, settings) from None
+
+
+def publish(
+    settings: Settings,
+    change: Callable[[Path], Bump | None],
+    message: Callable[[Bump], str],
+) -> tuple[Published, Bump | None]:
+    """Apply ``change`` to a fresh checkout of the remote, commit and push it; retry when raced.
+
+    ``change`` gets the clone's root and returns what it changed (None: nothing, so no commit).
+    """
+    directory = _clone_dir(settings)
+    with _locked(directory):
+        for attempt in range(1, settings.gitops.push_attempts + 1):
+            repo = _sync(settings, directory)
+            result = change(directory)
+            if result is None:
+                return Published(None, attempt), None
+            try:
+                repo.index.add([result.file])
+                actor = _actor(settings)
+                commit = repo.index.commit(message(result), author=actor, committer=actor)
+                _push(settings, repo)
+            except PushRejected:
+                # Someone else landed first: start again from their tip, with jitter so racers spread out.
+                time.sleep(random.uniform(0.05, 0.25) * attempt)
+                continue
+            except Exception:
+                _sync(settings, directory)
+                raise
+            return Published(commit.hexsha, attempt), result
+        _sync(settings, directory)
+    raise GitOpsError(
+        f"pushing to {scrub(settings.gitops.remote)}: "
+        f"rejected {settings.gitops.push_attempts} times in a row",
+        "Others keep pushing to the branch; try again in a minute",
+    )
+
+
+def _actor(settings: Settings) -> git.Actor:
+    import git
+
+    return git.Actor(settings.gitops.author_name, settings.gitops.author_email)
+
+
+def log(settings: Settings, path: str, limit: int = 20) -> list[tuple[str, str, str]]:
+    """(hash, date, subject) of the latest commits touching ``path`` on the remote branch."""
+    directory = _clone_dir(settings)
+    with _locked(directory):
+        repo = _sync(settings, directory)
+        out = repo.git.log(f"-{limit}", "--format=%H%x09%cI%x09%s", "--", path)
+    rows = [line.split("\t", 2) for line in out.splitlines() if line]
+    return [(r[0], r[1], r[2]) for r in rows]

@@ -1,0 +1,9 @@
+"""A local stand-in for the cloud: registry, git remote, GKE and Kubernetes API (see DESIGN.md).
+
+Test and demo infrastructure. The pipeline never imports this package; it only sees the addresses,
+credentials, kubeconfig and CA bundle that ``invoke sandbox.env`` prints.
+"""
+
+
+class SandboxError(Exception):
+    """An expected sandbox failure; ``str()`` is one line saying what to do."""

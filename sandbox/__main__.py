@@ -1,0 +1,31 @@
+"""``python -m sandbox serve|token --home DIR``: the daemon, and kubectl's exec credential plugin."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .home import Home
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sandbox")
+    parser.add_argument("command", choices=["serve", "token"])
+    parser.add_argument("--home", type=Path, required=True)
+    args = parser.parse_args(argv)
+    home = Home(args.home.resolve())
+    if args.command == "serve":
+        from .daemon import main as serve
+
+        serve(home)
+        return 0
+    from .kube.auth import exec_credential
+
+    json.dump(exec_credential(home), sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

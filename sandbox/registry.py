@@ -1,0 +1,119 @@
+"""The Docker Hub stand-in: Debian's ``docker-registry`` with htpasswd authentication on loopback.
+
+Started as a child of the daemon (``daemon.py``); its data survives ``down``/``up`` under the home.
+Docker treats 127.0.0.0/8 registries as insecure, so plain HTTP works without touching the engine's
+configuration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from . import SandboxError
+from .home import Home, Settings
+
+BINARY = "docker-registry"
+
+CONFIG = """\
+version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: {data}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+  headers:
+    X-Content-Type-Options: [nosniff]
+auth:
+  htpasswd:
+    realm: sandbox-registry
+    path: {htpasswd}
+"""
+
+
+def write_config(home: Home, settings: Settings) -> Path:
+    """Write the registry's config and htpasswd (bcrypt, as the registry requires)."""
+    if shutil.which("htpasswd") is None:
+        raise SandboxError("htpasswd is missing: install apache2-utils (scripts/test and scripts/demo do)")
+    directory = home.registry_dir
+    (directory / "data").mkdir(parents=True, exist_ok=True)
+    htpasswd = directory / "htpasswd"
+    # -i reads the password from stdin so it never shows up in the process list.
+    proc = subprocess.run(
+        ["htpasswd", "-iBn", settings.registry_user],
+        input=settings.registry_password,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    htpasswd.write_text(proc.stdout)
+    htpasswd.chmod(0o600)
+    config = directory / "config.yml"
+    config.write_text(CONFIG.format(data=directory / "data", port=settings.registry_port, htpasswd=htpasswd))
+    return config
+
+
+async def _answers(port: int) -> bool:
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.write(b"GET /v2/ HTTP/1.0\r\n\r\n")
+    await writer.drain()
+    line = await reader.readline()
+    writer.close()
+    # 401 is the healthy answer of a registry that requires authentication.
+    return line.split(b" ")[1:2] == [b"401"]
+
+
+class RegistryService:
+    def __init__(self, home: Home, settings: Settings) -> None:
+        self.home = home
+        self.settings = settings
+        self.proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.settings.registry_port}"
+
+    async def start(self) -> None:
+        if shutil.which(BINARY) is None:
+            raise SandboxError(f"{BINARY} is missing: install Debian's docker-registry package")
+        config = write_config(self.home, self.settings)
+        log = (self.home.run / "registry.log").open("ab")
+        self.proc = await asyncio.create_subprocess_exec(BINARY, "serve", str(config), stdout=log, stderr=log)
+        for _ in range(100):
+            if self.proc.returncode is not None:
+                raise SandboxError(f"the registry exited at start; see {self.home.run / 'registry.log'}")
+            if await _answers(self.settings.registry_port):
+                return
+            await asyncio.sleep(0.1)
+        raise SandboxError(f"the registry did not answer on {self.address} within 10 s")
+
+    async def stop(self) -> None:
+        if self.proc and self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "registry": {"address": self.address, "user": self.settings.registry_user},
+            "env": {
+                "PIPELINE_REGISTRY": self.address,
+                "DOCKERHUB_USERNAME": self.settings.registry_user,
+                "DOCKERHUB_TOKEN": self.settings.registry_password,
+            },
+        }

@@ -1,0 +1,80 @@
+"""The build stage against the real Docker engine and the sandbox's registry (htpasswd auth)."""
+
+from __future__ import annotations
+
+import time
+
+import docker
+import pytest
+
+from pipeline import build, release
+from pipeline.errors import BuildError, ConfigError, RegistryAuthError, RegistryUnreachable, SourceError
+from sandbox.home import free_port
+
+from ..conftest import Project, git  # type: ignore[import-not-found]
+
+
+@pytest.fixture(autouse=True)
+def _no_local_images() -> object:
+    yield
+    client = docker.from_env()
+    for image in client.images.list(filters={"reference": "*/test/app-*"}):
+        client.images.remove(image.id, force=True)
+
+
+def test_build_push_then_skip(project: Project) -> None:
+    settings = project.settings()
+    first = release.build(settings, push=True, allow_dirty=False)
+    commit = git("rev-parse", "HEAD", cwd=project.root).strip()
+    assert first.built and first.pushed
+    assert first.image.tag == f"sha-{commit[:7]}"
+    assert first.image.digest and first.image.digest.startswith("sha256:")
+    assert build.lookup(settings, first.image.tag) == first.image
+
+    start = time.monotonic()
+    second = release.build(settings, push=True, allow_dirty=False)
+    assert not second.built and not second.pushed and second.skipped == "already in the registry"
+    assert second.image == first.image
+    assert time.monotonic() - start < 4
+
+
+def test_progress_is_reported(project: Project) -> None:
+    lines: list[str] = []
+    release.build(project.settings(), push=True, allow_dirty=False, progress=lines.append)
+    assert any("Step" in line for line in lines)
+
+
+def test_dirty_tree_is_refused_unless_allowed(project: Project) -> None:
+    (project.root / "app" / "hello.txt").write_text("changed\n")
+    with pytest.raises(SourceError, match="uncommitted changes"):
+        release.build(project.settings(), push=True, allow_dirty=False)
+    result = release.build(project.settings(), push=True, allow_dirty=True)
+    assert result.image.tag.endswith("-dirty") and result.pushed
+
+
+def test_wrong_credentials_one_line_without_the_token(project: Project) -> None:
+    settings = project.settings(DOCKERHUB_TOKEN="not-the-token-42")
+    with pytest.raises(RegistryAuthError) as e:
+        release.build(settings, push=True, allow_dirty=False)
+    message = str(e.value)
+    assert "401 unauthorized" in message and "DOCKERHUB_TOKEN" in message
+    assert "not-the-token-42" not in message and "\n" not in message
+
+
+def test_unreachable_registry(project: Project) -> None:
+    settings = project.settings(PIPELINE_REGISTRY=f"127.0.0.1:{free_port()}")
+    with pytest.raises(RegistryUnreachable, match="unreachable"):
+        release.build(settings, push=True, allow_dirty=False)
+
+
+def test_missing_dockerfile(project: Project) -> None:
+    (project.root / "app" / "Dockerfile").unlink()
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "rm", cwd=project.root)
+    with pytest.raises(BuildError, match="no Dockerfile at"):
+        release.build(project.settings(), push=True, allow_dirty=False)
+
+
+def test_invalid_tag() -> None:
+    with pytest.raises(ConfigError, match="not a valid Docker tag"):
+        build.check_tag("-nope")
+    assert build.check_tag("sha-1a2b3c4") == "sha-1a2b3c4"
