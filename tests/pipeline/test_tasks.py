@@ -14,7 +14,11 @@ INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*INVOKE, *args], capture_output=True, text=True, env=env or dict(os.environ), stdin=subprocess.DEVNULL
+        [*INVOKE, *args],
+        capture_output=True,
+        text=True,
+        env=env or dict(os.environ),
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -30,7 +34,8 @@ def test_placeholders_fail_clearly() -> None:
     for name in ("release", "promote", "plan"):
         proc = invoke(name, *(["--env", "staging"] if name == "plan" else []))
         assert proc.returncode == 1
-        assert proc.stderr.strip() == f"error: `invoke {name}` is not yet available. It lands with the release issue."
+        expected = f"error: `invoke {name}` is not yet available. It lands with the release issue."
+        assert proc.stderr.strip() == expected
 
 
 def _project_env(project: Project) -> dict[str, str]:
