@@ -155,9 +155,10 @@ def validate(c: Context, path: list[str]) -> None:
         targets = [Path(p) for p in path] or [
             settings.root / e.overlay for e in settings.environments.values()
         ]
-        report = validate_stage.validate(targets)
+        report = validate_stage.validate(targets, placeholder_images=[settings.image.kustomize_name])
     for finding in report.findings:
-        print(f"{finding.severity}: {finding.target}: {finding.obj}: {finding.message} [{finding.rule}]")
+        # The message names the object and field itself.
+        print(f"{finding.severity}: {finding.target}: {finding.message} [{finding.rule}]")
     summary = f"{report.objects_checked} objects in {len(targets)} target(s): {len(report.errors)} error(s)"
     if report.errors:
         raise Exit(f"validate: {summary}", code=1)
