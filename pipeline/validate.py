@@ -797,7 +797,13 @@ def postgres_data_not_persisted(index: Index) -> Iterator[Issue]:
             mount = max(holding, key=lambda m: len(str(m["mountPath"])), default=None)
             persistent = mount is not None and _persistent_volume(template, str(mount.get("name")))
             if not persistent:
-                seen = ", ".join(f"{m.get('name')} at {m['mountPath']}" for m in mounts) or "no volume mounts"
+                seen = (
+                    ", ".join(
+                        f"{_volume_type(template, str(m.get('name')))} {m.get('name')} at {m['mountPath']}"
+                        for m in mounts
+                    )
+                    or "no volume mounts"
+                )
                 yield Issue(
                     ref,
                     f"{ref}: container {cname} writes its database to {pgdata} ({pgdata_text}), which is on "
@@ -817,6 +823,13 @@ def postgres_data_not_persisted(index: Index) -> Iterator[Issue]:
                     "PGDATA=/var/lib/postgresql/data/pgdata",
                     "warning",
                 )
+
+
+def _volume_type(template: PodTemplate, name: str) -> str:
+    if name in template.claim_templates:
+        return "volumeClaimTemplate"
+    volume = template.volume(name) or {}
+    return next((key for key in volume if key != "name"), "undefined volume")
 
 
 def _persistent_volume(template: PodTemplate, name: str) -> bool:
@@ -1073,7 +1086,8 @@ def gke_ingress_health_checks(index: Index) -> Iterator[Issue]:
 def kustomize_warnings(index: Index) -> Iterator[Issue]:
     """kustomize's own deprecation warnings: the next major version turns them into errors."""
     for warning in index.kustomize_warnings:
-        yield Issue("Kustomization/" + Path(index.target).name, f"kustomize: {warning}", "warning")
+        ref = f"Kustomization/{Path(index.target).name}"
+        yield Issue(ref, f"{ref} ({index.target}): kustomize says: {warning}", "warning")
 
 
 # The registry: every lint rule, by id, in the order findings are reported.
