@@ -1,0 +1,146 @@
+"""Release policy that actionlint cannot know, read from the workflows' YAML.
+
+Releases queue and never cancel each other; prod runs only behind the protected ``production`` environment
+and after staging; the OIDC token (``id-token: write``) is granted only to jobs that exchange it with
+Google; nothing runs on ``pull_request_target``; secrets reach single steps as environment variables, never
+a whole job, a ``with:`` input or a script's text; bump commits (overlays only) start no release.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+
+
+def load(name: str) -> dict[str, Any]:
+    doc: dict[Any, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
+    # YAML 1.1 reads the bare key `on` as the boolean true.
+    if True in doc:
+        doc["on"] = doc.pop(True)
+    return doc
+
+
+def all_workflows() -> list[tuple[str, dict[str, Any]]]:
+    return [(p.name, load(p.name)) for p in sorted(WORKFLOWS.glob("*.yml"))]
+
+
+def triggers(doc: dict[str, Any]) -> set[str]:
+    on = doc["on"]
+    if isinstance(on, str):
+        return {on}
+    return set(on)
+
+
+def is_auth(step: dict[str, Any]) -> bool:
+    return str(step.get("uses", "")).startswith("google-github-actions/auth@")
+
+
+def uses_auth(job: dict[str, Any]) -> bool:
+    return any(is_auth(s) for s in job.get("steps", []))
+
+
+@pytest.fixture(scope="module")
+def release() -> dict[str, Any]:
+    return load("release.yml")
+
+
+def test_no_pull_request_target() -> None:
+    for name, doc in all_workflows():
+        assert "pull_request_target" not in triggers(doc), name
+
+
+def test_ci_runs_on_push_and_pull_request_and_only_reads() -> None:
+    ci = load("ci.yml")
+    assert {"push", "pull_request"} <= triggers(ci)
+    assert ci["permissions"] == {"contents": "read"}
+    for job in ci["jobs"].values():
+        assert "permissions" not in job  # nothing more than the workflow's read-only token
+
+
+def test_release_triggers_skip_bump_commits(release: dict[str, Any]) -> None:
+    push = release["on"]["push"]
+    assert push["branches"] == ["main"]
+    assert "overlays/**" in push["paths-ignore"]
+    dispatch = release["on"]["workflow_dispatch"]["inputs"]
+    assert dispatch["env"]["type"] == "choice" and set(dispatch["env"]["options"]) == {"staging", "prod"}
+    assert dispatch["image"]["required"] is False
+
+
+def test_release_concurrency_queues_per_environment(release: dict[str, Any]) -> None:
+    groups = {}
+    for name in ("staging", "prod"):
+        concurrency = release["jobs"][name]["concurrency"]
+        assert concurrency["cancel-in-progress"] is False, name
+        groups[name] = concurrency["group"]
+    assert groups == {"staging": "release-staging", "prod": "release-prod"}
+    assert "concurrency" not in release  # a workflow-level group would make prod wait behind staging runs
+
+
+def test_prod_is_behind_the_protected_environment_and_after_staging(release: dict[str, Any]) -> None:
+    staging, prod = release["jobs"]["staging"], release["jobs"]["prod"]
+    assert staging["environment"] == "staging"
+    environment = prod["environment"]
+    assert (environment if isinstance(environment, str) else environment["name"]) == "production"
+    needs = prod["needs"]
+    assert (needs if isinstance(needs, list) else [needs]) == ["staging"]
+    run = " ".join(str(s.get("run", "")) for s in prod["steps"])
+    assert "invoke promote --env prod --from staging --approved-by" in run
+    assert "invoke release --env staging" not in run
+
+
+def test_id_token_only_where_google_auth_runs() -> None:
+    for name, doc in all_workflows():
+        assert "id-token" not in (doc.get("permissions") or {}), name
+        for job_name, job in doc["jobs"].items():
+            granted = (job.get("permissions") or {}).get("id-token") == "write"
+            assert granted == uses_auth(job), f"{name}: job {job_name}"
+
+
+def test_release_jobs_ask_for_no_more_than_they_use(release: dict[str, Any]) -> None:
+    assert release["permissions"] == {}
+    assert release["jobs"]["staging"]["permissions"] == {"contents": "write", "id-token": "write"}
+    assert release["jobs"]["prod"]["permissions"] == {
+        "contents": "write",
+        "id-token": "write",
+        "actions": "read",  # the run's deployment reviews: who approved
+    }
+
+
+def test_auth_uses_workload_identity_federation(release: dict[str, Any]) -> None:
+    for job in release["jobs"].values():
+        (auth,) = [s for s in job["steps"] if is_auth(s)]
+        assert auth["with"] == {
+            "workload_identity_provider": "${{ vars.GCP_WIF_PROVIDER }}",
+            "service_account": "${{ vars.GCP_SERVICE_ACCOUNT }}",
+            "create_credentials_file": True,
+        }
+
+
+SECRET = re.compile(r"\$\{\{\s*secrets\.")
+
+
+def test_secrets_reach_single_steps_as_environment_variables() -> None:
+    for name, doc in all_workflows():
+        assert not SECRET.search(yaml.safe_dump(doc.get("env", {}))), name
+        for job_name, job in doc["jobs"].items():
+            assert not SECRET.search(yaml.safe_dump(job.get("env", {}))), f"{name}: job {job_name} env"
+            for step in job.get("steps", []):
+                where = f"{name}: {job_name}: {step.get('name') or step.get('uses')}"
+                assert not SECRET.search(str(step.get("run", ""))), f"{where}: secret in a script"
+                assert not SECRET.search(yaml.safe_dump(step.get("with", {}))), f"{where}: secret as input"
+
+
+def test_actions_are_pinned_to_a_version() -> None:
+    for name, doc in all_workflows():
+        for job in doc["jobs"].values():
+            for step in job.get("steps", []):
+                if "uses" in step:
+                    ref = step["uses"].rpartition("@")[2]
+                    assert re.fullmatch(r"v\d+(\.\d+)*|[0-9a-f]{40}", ref), f"{name}: {step['uses']}"
