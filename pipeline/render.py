@@ -102,7 +102,8 @@ def _local_entries(directory: Path, kustomization: Any) -> list[Path]:
         return []
     entries: list[Path] = []
     for field in _NESTING_FIELDS:
-        for entry in kustomization.get(field) or ():
+        listed = kustomization.get(field)
+        for entry in listed if isinstance(listed, list) else ():
             # Remote bases (URLs, git@…) cannot be inspected offline; kustomize itself fetches them.
             if isinstance(entry, str) and "://" not in entry and not entry.startswith("git@"):
                 entries.append((directory / entry).resolve())

@@ -1,7 +1,8 @@
 """Validate stage: check what an overlay renders to before anything is committed or applied.
 
-``invoke validate`` (and ``release``, before it bumps an overlay) calls :func:`validate` with one or more
-kustomize directories. Each is rendered by :mod:`pipeline.render`, then checked in two passes:
+``invoke validate`` calls :func:`validate` with one or more kustomize directories (by default every
+environment's overlay); ``release`` is meant to do the same before it bumps an overlay. Each target is
+rendered by :mod:`pipeline.render`, then checked in two passes:
 
 1. **Schema**, offline and strict: every object against the Kubernetes OpenAPI schemas bundled by the
    ``kubernetes-validate`` package (unknown fields and wrong types are errors). Kinds it has no schema for
@@ -13,14 +14,14 @@ kustomize directories. Each is rendered by :mod:`pipeline.render`, then checked 
 
 Findings are data (:class:`Finding`, :class:`ValidationReport`); this module logs nothing and prints
 nothing, ``tasks.py`` does. Its neighbours: ``render`` (kustomize, upstream), ``overlays`` (edits the
-kustomizations we check) and ``release`` (refuses to go on while the report has errors).
+kustomizations we check) and ``release`` (which should stop while the report has errors).
 
 Secrets created at deploy time from the environment are not in the rendered set, so a reference to them
 would look dangling. They are declared *external* in one of two ways: the ``external_secrets`` argument
-(what the task reads from the pipeline's config), or -- with no annotation on any object -- a file named
-``external-secrets.txt`` next to any kustomization the target builds on. It lists one Secret per line,
-optionally followed by a colon and the keys the pipeline puts in it (then ``secretKeyRef`` keys are
-checked too); ``#`` starts a comment::
+(for callers that keep the list in configuration, e.g. a future ``pipeline.toml`` key), or -- with no
+annotation on any object -- a file named ``external-secrets.txt`` next to any kustomization the target
+builds on. It lists one Secret per line, optionally followed by a colon and the keys the pipeline puts
+in it (then ``secretKeyRef`` keys are checked too); ``#`` starts a comment::
 
     # Created by the pipeline from the environment at deploy time (never in git).
     backend-core-secrets: POSTGRES_PASSWORD ADMIN_PASS
@@ -120,7 +121,7 @@ class Resource:
 
     kind: str
     group: str
-    namespace: str  # "" for cluster-scoped kinds and for objects left to the apply namespace
+    namespace: str  # "" for cluster-scoped kinds
     name: str
     body: Mapping[str, Any]
 
@@ -235,7 +236,8 @@ def _resource(obj: Mapping[str, Any]) -> Resource:
     kind = str(obj.get("kind", ""))
     api_version = str(obj.get("apiVersion", ""))
     metadata = _mapping(obj.get("metadata"))
-    namespace = "" if kind in CLUSTER_SCOPED_KINDS else str(metadata.get("namespace") or "")
+    # An object that names no namespace lands in the apply context's, "default" unless told otherwise.
+    namespace = "" if kind in CLUSTER_SCOPED_KINDS else str(metadata.get("namespace") or "default")
     return Resource(
         kind=kind,
         group=api_version.rpartition("/")[0],
@@ -774,18 +776,26 @@ def postgres_data_not_persisted(index: Index) -> Iterator[Issue]:
             default = (
                 f"/var/lib/postgresql/{major or 18}/docker" if new_layout else "/var/lib/postgresql/data"
             )
-            recommended = (
-                "mount the claim at /var/lib/postgresql"
-                if new_layout
-                else "mount the claim at /var/lib/postgresql/data and set "
-                "PGDATA=/var/lib/postgresql/data/pgdata"
-            )
+            if major is None:
+                recommended = (
+                    "pin a version (see unpinned-image) and mount the claim at its data directory: "
+                    "/var/lib/postgresql for 18 and later, or /var/lib/postgresql/data with "
+                    "PGDATA=/var/lib/postgresql/data/pgdata before 18"
+                )
+            elif new_layout:
+                recommended = "mount the claim at /var/lib/postgresql"
+            else:
+                recommended = (
+                    "mount the claim at /var/lib/postgresql/data and set "
+                    "PGDATA=/var/lib/postgresql/data/pgdata"
+                )
             env = _env_values(index, template, container)
             if "PGDATA" in env and env["PGDATA"] is None:
                 continue  # Comes from a Secret or the API: we cannot know where it points.
             pgdata = (env.get("PGDATA") or default).rstrip("/")
+            image_text = "postgres:latest (18 or later)" if major is None else "the image"
             pgdata_text = (
-                f"PGDATA={pgdata}" if env.get("PGDATA") else f"PGDATA unset, so the image uses {pgdata}"
+                f"PGDATA={pgdata}" if env.get("PGDATA") else f"PGDATA unset, so {image_text} uses it"
             )
             mounts = [m for m in _items(container.get("volumeMounts")) if m.get("mountPath")]
             holding = [
@@ -843,8 +853,8 @@ def _persistent_volume(template: PodTemplate, name: str) -> bool:
 def plaintext_secrets(index: Index) -> Iterator[Issue]:
     """Credentials written into manifests are in git and readable by anyone who can read the object."""
     fix = (
-        "Move it to a Secret the pipeline creates from the environment at deploy time (e.g. "
-        "backend-core-secrets) and read it with secretKeyRef/secretRef"
+        "Move it to a Secret the pipeline creates from the environment at deploy time (declared in "
+        f"{EXTERNAL_SECRETS_FILE}) and read it with secretKeyRef/secretRef"
     )
     for cm in index.of_kind("ConfigMap"):
         for key, value in _mapping(cm.body.get("data")).items():
@@ -998,6 +1008,8 @@ def missing_resources(index: Index) -> Iterator[Issue]:
 def unknown_service_hosts(index: Index) -> Iterator[Issue]:
     """A *_HOST setting naming a Service that is not rendered (the seed's db-core had none)."""
 
+    namespaces = {r.namespace for r in index.resources} | {r.name for r in index.of_kind("Namespace")}
+
     def check(ref: str, namespace: str, key: str, value: Any, where: str) -> Iterator[Issue]:
         words = _words(key)
         if not words or words[-1] not in ("HOST", "HOSTNAME") or not isinstance(value, str):
@@ -1005,8 +1017,11 @@ def unknown_service_hosts(index: Index) -> Iterator[Issue]:
         parts = value.split(".")
         if value in ("", "localhost") or not _DNS_LABEL.match(parts[0]):
             return
-        # Only cluster-local forms: "svc", "svc.ns", "svc.ns.svc", "svc.ns.svc.cluster.local".
-        if len(parts) > 1 and not (len(parts) == 2 or parts[2:] in (["svc"], ["svc", "cluster", "local"])):
+        # Only cluster-local forms: "svc", "svc.ns" (ns rendered here, else "mail.example" would count),
+        # "svc.ns.svc" and "svc.ns.svc.cluster.local".
+        if len(parts) == 2 and parts[1] not in namespaces:
+            return
+        if len(parts) > 2 and parts[2:] not in (["svc"], ["svc", "cluster", "local"]):
             return
         svc_ns = parts[1] if len(parts) > 1 else namespace
         if index.get("Service", svc_ns, parts[0]) is None:
