@@ -1154,6 +1154,10 @@ def check_schema(target: str, obj: Mapping[str, Any], kubernetes_version: str) -
     import kubernetes_validate  # Heavy (jsonschema, 600 schema files): loaded only when validating.
 
     resource = _resource(obj)
+    if not obj.get("apiVersion") or not obj.get("kind"):
+        return Finding(
+            target, resource.ref, "schema", f"{resource.ref}: apiVersion or kind is missing. Add both"
+        )
     try:
         kubernetes_validate.validate(dict(obj), kubernetes_version, strict=True)
     except kubernetes_validate.ValidationError as e:
