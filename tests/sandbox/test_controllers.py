@@ -212,7 +212,10 @@ def test_new_deployment_reaches_available_with_kubernetes_status(cluster: Cluste
 def test_rolling_update_with_max_unavailable_zero_keeps_old_pods_until_new_are_ready(
     cluster: Cluster,
 ) -> None:
-    strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    strategy: dict[str, Any] = {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     cluster.apply(web(**strategy))
     cluster.settle()
     cluster.ready_all()
