@@ -206,7 +206,7 @@ def generate_suffix(length: int = 5) -> str:
     return "".join(secrets.choice(_NAME_ALPHABET) for _ in range(length))
 
 
-_SELECTOR_OP = re.compile(r"^\s*(!?)([A-Za-z0-9_./-]+)\s*(==|=|!=|\s+in\s+|\s+notin\s+)?\s*(.*?)\s*$")
+_SELECTOR_OP = re.compile(r"^\s*(!?)([A-Za-z0-9_./-]+)(?:\s*(==|=|!=)\s*(.*?)|\s+(in|notin)\s+(\(.*\))|)\s*$")
 
 
 def _split_top(text: str) -> list[str]:
@@ -240,7 +240,8 @@ def parse_label_selector(text: str | None) -> Matcher:
         m = _SELECTOR_OP.match(part)
         if m is None:
             raise BadRequest(f"unable to parse requirement: invalid label selector: {part!r}")
-        neg, key, op, value = m.group(1), m.group(2), (m.group(3) or "").strip(), m.group(4)
+        neg, key = m.group(1), m.group(2)
+        op, value = (m.group(3), m.group(4)) if m.group(3) else (m.group(5) or "", m.group(6) or "")
         if neg and op:
             raise BadRequest(f"unable to parse requirement: {part!r}")
         if op in ("in", "notin"):
