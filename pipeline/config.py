@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .smoke import Check, checks_from_config
 
 CONFIG_FILE = "pipeline.toml"
 
@@ -74,6 +75,39 @@ class Environment:
     gke_cluster: str = ""
     # Teams on other clusters may name a kubeconfig context instead of a GKE cluster.
     kube_context: str = ""
+    # What "it works" means for this environment, checked through the NodePort and the Ingress.
+    smoke: tuple[Check, ...] = ()
+
+
+@dataclass(frozen=True)
+class SecretSettings:
+    """The app's Secret, built at deploy time from environment variables: never in git, never printed."""
+
+    name: str = "backend-core-secrets"
+    namespace: str = "campus"
+    # Secret key -> environment variable holding its value.
+    keys: Mapping[str, str] = field(
+        default_factory=lambda: {
+            "POSTGRES_PASSWORD": "CAMPUS_POSTGRES_PASSWORD",
+            "ADMIN_PASS": "CAMPUS_ADMIN_PASS",
+        }
+    )
+
+
+@dataclass(frozen=True)
+class ReleaseSettings:
+    # One field manager owns every field we apply, so server-side apply can tell our changes from others'.
+    field_manager: str = "campus-pipeline"
+    # Upper bound for a rollout; the Deployment's own progressDeadlineSeconds usually ends it sooner.
+    rollout_timeout: float = 300.0
+    # A new pod may need a few seconds behind the Ingress and NodePort before it answers.
+    smoke_deadline: float = 60.0
+    # The Container API; empty for Google's. The sandbox exports PIPELINE_GKE_ENDPOINT.
+    gke_endpoint: str = ""
+    # CA bundle that verifies the Ingress certificate; empty for the system's trust store.
+    ingress_ca_bundle: str = ""
+    # Port of the HTTPS Ingress (443 on GKE; the sandbox may use another for users who are not root).
+    ingress_port: int = 443
 
 
 @dataclass(frozen=True)
@@ -83,6 +117,8 @@ class Settings:
     registry: RegistrySettings
     gitops: GitOpsSettings
     environments: Mapping[str, Environment]
+    secret: SecretSettings = field(default_factory=SecretSettings)
+    release: ReleaseSettings = field(default_factory=ReleaseSettings)
 
     @property
     def image_repository(self) -> str:
@@ -156,5 +192,25 @@ def load(root: Path | None = None, environ: Mapping[str, str] | None = None) -> 
         if not isinstance(values, dict):
             raise ConfigError(f"{CONFIG_FILE}: [environments.{name}] must be a table", "Fix the file")
         values = {"overlay": f"overlays/{name}", **values}
+        values["smoke"] = checks_from_config(values.get("smoke", []), where=f"environments.{name}.smoke")
         envs[name] = _build(Environment, values, f"environments.{name}", name=name)
-    return Settings(root=root, image=image, registry=registry, gitops=gitops, environments=envs)
+
+    secret_values = _section(data, "secret")
+    secret: SecretSettings = _build(SecretSettings, secret_values, "secret")
+    release_values = _section(data, "release")
+    release: ReleaseSettings = _build(ReleaseSettings, release_values, "release")
+    release = replace(
+        release,
+        gke_endpoint=env.get("PIPELINE_GKE_ENDPOINT") or release.gke_endpoint,
+        ingress_ca_bundle=env.get("PIPELINE_INGRESS_CA_BUNDLE") or release.ingress_ca_bundle,
+        ingress_port=int(env.get("PIPELINE_INGRESS_PORT") or release.ingress_port),
+    )
+    return Settings(
+        root=root,
+        image=image,
+        registry=registry,
+        gitops=gitops,
+        environments=envs,
+        secret=secret,
+        release=release,
+    )

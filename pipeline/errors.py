@@ -85,5 +85,9 @@ class RenderError(PipelineError):
     """kustomize could not render an overlay."""
 
 
+class SmokeError(PipelineError):
+    """The smoke tests cannot run as configured (e.g. the CA bundle cannot be read)."""
+
+
 class NotYetAvailable(PipelineError, NotImplementedError):
     """A task that is listed but whose stage has not landed yet."""

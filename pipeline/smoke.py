@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from .errors import ConfigError, PipelineError
+from .errors import ConfigError, SmokeError
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +51,6 @@ VERSION_CHECK = "version"
 _MAX_BODY = 256 * 1024
 # Short shas are 7 hex digits (the image tag's sha-1a2b3c4); fewer would match too many commits.
 _MIN_COMMIT = 7
-
-
-class SmokeError(PipelineError):
-    """The smoke tests cannot run as configured (e.g. the CA bundle cannot be read)."""
 
 
 @dataclass(frozen=True)
