@@ -297,7 +297,7 @@ def test_wire_status_leaves_zeros_out_as_go_omitempty_does() -> None:
     ]
 
 
-def progressing(status: dict[str, Any]) -> dict[str, Any]:
+def progressing(status: dict[str, Any]) -> Any:
     return cond_of(status, ru.PROGRESSING)
 
 
