@@ -25,6 +25,7 @@ from sandbox.kube.controllers.objects import (
     DEPLOYMENTS,
     ENDPOINTS,
     EVENTS,
+    INGRESSES,
     NODES,
     PODS,
     PVCS,
@@ -229,17 +230,53 @@ def test_deployment_becomes_available_and_its_service_routes_to_ready_pods(
     addresses = cluster.wait(endpoints_ready, "two ready endpoints")
     assert {a["targetRef"]["name"] for a in addresses} == {p["metadata"]["name"] for p in pods}
 
-    def routed() -> Routes | None:
+    def routed() -> list[tuple[str, int]] | None:
         last = cluster.routes[-1] if cluster.routes else None
-        ok = last and any(p.node_port == 30100 and len(p.backends) == 2 for p in last.node_ports)
-        return last if ok else None
+        backends = last.node_ports.get(("127.0.0.2", 30100), []) if last else []
+        return backends if len(backends) == 2 else None
 
-    route = next(p for p in cluster.wait(routed, "proxy routes").node_ports if p.node_port == 30100)
-    for backend in route.backends:
-        assert backend.port == 8080
-        assert (
-            requests.get(f"http://{backend.ip}:{backend.port}/", timeout=5).text == "hello from the sandbox\n"
+    for ip, port in cluster.wait(routed, "proxy routes"):
+        assert port == 8080
+        assert requests.get(f"http://{ip}:{port}/", timeout=5).text == "hello from the sandbox\n"
+    cluster.store.create(
+        INGRESSES,
+        {
+            "metadata": {"name": "web", "namespace": ns},
+            "spec": {
+                "rules": [
+                    {
+                        "host": "web.example.test",
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": "/",
+                                    "pathType": "Prefix",
+                                    "backend": {"service": {"name": "web", "port": {"name": "http"}}},
+                                }
+                            ]
+                        },
+                    }
+                ]
+            },
+        },
+        manager="test",
+    )
+
+    def ingress_ip() -> str | None:
+        ing = cluster.store.get(INGRESSES, ns, "web") or {}
+        ip: str | None = (
+            ((ing.get("status") or {}).get("loadBalancer") or {}).get("ingress", [{}])[0].get("ip")
         )
+        return ip
+
+    assert cluster.wait(ingress_ip, "the Ingress address") == "127.0.0.2"
+
+    def ingress_routed() -> bool:
+        table = cluster.routes[-1].ingress if cluster.routes else None
+        path = table.route("web.example.test", "/notes") if table is not None else None
+        return path is not None and len(path.endpoints) == 2
+
+    cluster.wait(ingress_routed, "the Ingress route")
     pod_name = pods[0]["metadata"]["name"]
     kubelet_reasons = [e["reason"] for e in cluster.events(ns) if e["involvedObject"]["name"] == pod_name]
     assert {"Scheduled", "Created", "Started"} <= set(kubelet_reasons)

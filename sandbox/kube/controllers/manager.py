@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -54,8 +55,9 @@ class _Loop:
 
 class ControllerManager:
     """Every controller of one cluster. ``node``: the Node object (default: built from the kubelet's name
-    and IP); ``on_routes``: called (from a worker thread) with the proxies' :class:`Routes` whenever they
-    change; ``resync_seconds``: the longest a Deployment/ReplicaSet/Pod pass waits without a change."""
+    and IP); ``on_routes``: called with the proxies' :class:`Routes` whenever they change, from a worker
+    thread if it is a plain function, on the event loop if it is ``async`` (such as ``Proxies.sync``);
+    ``resync_seconds``: the longest a Deployment/ReplicaSet/Pod pass waits without a change."""
 
     def __init__(
         self,
@@ -64,7 +66,7 @@ class ControllerManager:
         kubelet: Kubelet,
         *,
         node: Obj | None = None,
-        on_routes: Callable[[Routes], None] | None = None,
+        on_routes: Callable[[Routes], object] | None = None,
         resync_seconds: float = 1.0,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -77,7 +79,8 @@ class ControllerManager:
         self.pods = PodController(store, kubelet, self.events, self.claims, kubelet.node_name, clock)
         self.deployments = DeploymentController(store, self.events, clock, self.pods.terminating)
         self.replicasets = ReplicaSetController(store, self.events, clock)
-        self.services = ServiceController(store, kubelet.node_ip, on_routes)
+        self._on_routes = on_routes
+        self.services = ServiceController(store, kubelet.node_ip, self._deliver_routes if on_routes else None)
         self.heartbeat = NodeHeartbeat(store, self.node, clock)
         r = resync_seconds
         self._loops = [
@@ -169,6 +172,17 @@ class ControllerManager:
         return {"controllers": [loop.name for loop in self._loops]}
 
     # --- internals ---
+
+    def _deliver_routes(self, routes: Routes) -> None:
+        """Hand routes to the proxies; an async ``on_routes`` (``Proxies.sync``) runs on the event loop."""
+        assert self._on_routes is not None
+        result = self._on_routes(routes)
+        if inspect.isawaitable(result) and self._loop is not None:
+
+            async def wait() -> None:
+                await result
+
+            asyncio.run_coroutine_threadsafe(wait(), self._loop).result(timeout=60)
 
     def _wake_threadsafe(self, name: str) -> None:
         if self._loop is None or self._stopping:

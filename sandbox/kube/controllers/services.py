@@ -7,12 +7,14 @@ Only ready endpoints become proxy backends, so a NodePort or an Ingress never se
 that is not Ready, as kube-proxy and GKE's load balancer behave. Each Ingress gets
 ``status.loadBalancer.ingress[0].ip``: the node's address, where ``proxy.py`` listens.
 
+The proxies' tables come from ``proxy.py``'s pure ``nodeport_table``/``ingress_table`` (one definition of
+"ready endpoint" for both), handed over as :class:`Routes` whenever they change.
+
 Neighbours: ``pods.py`` keeps pod IPs and readiness current; ``proxy.py`` receives :class:`Routes`.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -44,59 +46,14 @@ log = logging.getLogger("sandbox.kube.controllers.services")
 
 
 @dataclass(frozen=True)
-class Backend:
-    """A ready pod's address for one Service port."""
-
-    ip: str
-    port: int
-    pod: str
-
-
-@dataclass(frozen=True)
-class ServicePort:
-    """One port of a Service and where its traffic may go now."""
-
-    namespace: str
-    service: str
-    name: str
-    port: int
-    protocol: str
-    node_port: int | None
-    backends: tuple[Backend, ...]
-
-
-@dataclass(frozen=True)
-class IngressPath:
-    """One ``host``/``path`` rule of an Ingress, resolved to the ready backends of its Service port."""
-
-    namespace: str
-    ingress: str
-    host: str
-    path: str
-    path_type: str
-    service: str
-    port: int | str
-    backends: tuple[Backend, ...]
-
-
-@dataclass(frozen=True)
-class TLSCertificate:
-    """A TLS Secret an Ingress names for some hosts (PEM as stored in ``tls.crt``/``tls.key``)."""
-
-    namespace: str
-    secret: str
-    hosts: tuple[str, ...]
-    cert_pem: bytes
-    key_pem: bytes
-
-
-@dataclass(frozen=True)
 class Routes:
-    """Everything the proxies need, recomputed on every change."""
+    """What the proxies (``proxy.py``) serve, in their own terms: ``node_ports`` is
+    ``proxy.nodeport_table``'s ``{(node_ip, nodePort): [(pod_ip, port), ...]}`` for
+    ``NodePortProxy.sync``, ``ingress`` is ``proxy.ingress_table``'s ``IngressTable`` for
+    ``IngressProxy.sync``. Both list ready endpoints only."""
 
-    node_ports: tuple[ServicePort, ...] = ()
-    ingress_paths: tuple[IngressPath, ...] = ()
-    tls: tuple[TLSCertificate, ...] = field(default_factory=tuple)
+    node_ports: dict[tuple[str, int], list[tuple[str, int]]] = field(default_factory=dict)
+    ingress: Any = None
 
 
 def pod_is_ready(pod: Obj) -> bool:
@@ -155,108 +112,18 @@ def endpoint_subsets(svc: Obj, pods: Iterable[Obj]) -> list[Obj]:
     return subsets
 
 
-def ready_backends(svc: Obj, pods: Iterable[Obj], port: Obj) -> tuple[Backend, ...]:
-    """The ready pods behind one Service port (what kube-proxy would balance over)."""
-    selector = (svc.get("spec") or {}).get("selector")
-    out = []
-    for pod in pods:
-        ip = (pod.get("status") or {}).get("podIP")
-        if (
-            not ip
-            or deleting(pod)
-            or not pod_is_ready(pod)
-            or not map_selector_matches(selector, labels_of(pod))
-        ):
-            continue
-        resolved = target_port(pod, port)
-        if resolved is not None:
-            out.append(Backend(ip, resolved, name_of(pod)))
-    return tuple(sorted(out, key=lambda b: (b.ip, b.port)))
-
-
-def _service_port(svc: Obj, wanted: Any) -> Obj | None:
-    """An Ingress backend's ``service.port``: by ``number`` or by ``name``."""
-    for port in (svc.get("spec") or {}).get("ports") or []:
-        if ("number" in wanted and port.get("port") == wanted["number"]) or (
-            "name" in wanted and port.get("name") == wanted["name"]
-        ):
-            p: Obj = port
-            return p
-    return None
-
-
-def compute_routes(services: list[Obj], pods: list[Obj], ingresses: list[Obj], secrets: list[Obj]) -> Routes:
-    pods_by_ns: dict[str, list[Obj]] = {}
-    for pod in pods:
-        pods_by_ns.setdefault(ns_of(pod), []).append(pod)
-    by_name = {(ns_of(s), name_of(s)): s for s in services}
-    node_ports = []
-    for svc in services:
-        spec = svc.get("spec") or {}
-        if spec.get("type") not in ("NodePort", "LoadBalancer"):
-            continue
-        for port in spec.get("ports") or []:
-            if not port.get("nodePort"):
-                continue
-            node_ports.append(
-                ServicePort(
-                    namespace=ns_of(svc),
-                    service=name_of(svc),
-                    name=port.get("name") or "",
-                    port=int(port.get("port", 0)),
-                    protocol=port.get("protocol") or "TCP",
-                    node_port=int(port["nodePort"]),
-                    backends=ready_backends(svc, pods_by_ns.get(ns_of(svc), []), port),
-                )
-            )
-    paths = []
-    tls = []
-    secrets_by_name = {(ns_of(s), name_of(s)): s for s in secrets}
-    for ing in ingresses:
-        ns = ns_of(ing)
-        spec = ing.get("spec") or {}
-        rules = list(spec.get("rules") or [])
-        if spec.get("defaultBackend"):
-            rules.append(
-                {"http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": spec["defaultBackend"]}]}}
-            )
-        for rule in rules:
-            for p in (rule.get("http") or {}).get("paths") or []:
-                backend = (p.get("backend") or {}).get("service") or {}
-                target = by_name.get((ns, backend.get("name", "")))
-                port = _service_port(target, backend.get("port") or {}) if target is not None else None
-                wanted = (
-                    (backend.get("port") or {}).get("number") or (backend.get("port") or {}).get("name") or 0
-                )
-                paths.append(
-                    IngressPath(
-                        namespace=ns,
-                        ingress=name_of(ing),
-                        host=rule.get("host") or "",
-                        path=p.get("path") or "/",
-                        path_type=p.get("pathType") or "Prefix",
-                        service=backend.get("name", ""),
-                        port=wanted,
-                        backends=ready_backends(target, pods_by_ns.get(ns, []), port)
-                        if target is not None and port is not None
-                        else (),
-                    )
-                )
-        for entry in spec.get("tls") or []:
-            secret = secrets_by_name.get((ns, entry.get("secretName", "")))
-            data = (secret or {}).get("data") or {}
-            if secret is None or "tls.crt" not in data or "tls.key" not in data:
-                continue
-            tls.append(
-                TLSCertificate(
-                    namespace=ns,
-                    secret=name_of(secret),
-                    hosts=tuple(entry.get("hosts") or ()),
-                    cert_pem=base64.b64decode(data["tls.crt"]),
-                    key_pem=base64.b64decode(data["tls.key"]),
-                )
-            )
-    return Routes(tuple(node_ports), tuple(paths), tuple(tls))
+def compute_routes(
+    node_ip: str, services: list[Obj], pods: list[Obj], ingresses: list[Obj], secrets: list[Obj]
+) -> Routes | None:
+    """The proxies' tables, built by ``proxy.py``'s own pure functions (None when it is not there)."""
+    try:
+        from .. import proxy
+    except ImportError:
+        return None
+    return Routes(
+        node_ports=proxy.nodeport_table(services, pods, node_ip),
+        ingress=proxy.ingress_table(ingresses, services, pods, secrets),
+    )
 
 
 class ServiceController:
@@ -279,10 +146,10 @@ class ServiceController:
                 log.exception("endpoints of %s/%s", ns_of(svc), name_of(svc))
         for ing in ingresses:
             self._sync_ingress_status(ing)
-        routes = compute_routes(services, pods, ingresses, self.store.list(SECRETS)[0])
-        if routes != self._last_routes and self.on_routes is not None:
+        routes = compute_routes(self.node_ip, services, pods, ingresses, self.store.list(SECRETS)[0])
+        if routes is not None and routes != self._last_routes and self.on_routes is not None:
             self.on_routes(routes)
-        self._last_routes = routes
+            self._last_routes = routes
 
     def _sync_endpoints(self, svc: Obj, pods: list[Obj]) -> None:
         if not (svc.get("spec") or {}).get("selector"):
