@@ -1,0 +1,305 @@
+"""Authenticate to GKE (stage 3): cluster endpoint and CA from the Container API, tokens from google-auth.
+
+This is the pipeline's only border with ``google.cloud`` and ``google.auth``. :func:`cluster_access` asks the
+Container API (``google-cloud-container``, REST transport) for one cluster's endpoint and CA, authenticated
+with Application Default Credentials (``google.auth.default``): ``gcloud auth application-default login``
+on a laptop, the credentials file that ``google-github-actions/auth`` writes for Workload Identity
+Federation in GitHub Actions, the sandbox's ``authorized_user`` file in tests. No gcloud, no kubectl, no
+long-lived key. The same credentials then authenticate to the cluster's API server as bearer tokens, which
+:class:`GoogleToken` refreshes before they expire, so a rollout that outlives one token still completes.
+
+Neighbours: ``kube`` turns a :class:`ClusterAccess` into a Kubernetes API client (it calls the token
+source before every request); ``apply`` and ``rollout`` use that client; ``release`` chooses between a GKE
+cluster and a kubeconfig context from the environment's settings. Google's libraries are imported lazily,
+so importing this module (for :class:`ClusterAccess`) costs nothing.
+
+Tokens and credentials never enter a message or a log line: errors name the project, location and
+cluster, and what to check.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .errors import PipelineError, TemporaryError
+
+log = logging.getLogger(__name__)
+
+SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+# Refresh a token this long before it expires (at most a quarter of its lifetime, so that the sandbox's
+# few-second tokens are not refreshed on every request). Five minutes outlasts any single request or
+# watch reconnect we make with an hour-long Google token.
+REFRESH_MARGIN = datetime.timedelta(minutes=5)
+# How long the Container API lookup may take, retries included, before it counts as unreachable.
+LOOKUP_TIMEOUT_SECONDS = 30.0
+ADC_HINT = "Run `gcloud auth application-default login` or check Workload Identity Federation"
+
+
+class GkeError(PipelineError):
+    """Looking up or authenticating to a GKE cluster failed."""
+
+
+class ClusterNotFound(GkeError, LookupError):
+    """The Container API has no such cluster (or hides it from us)."""
+
+
+class GoogleAuthError(GkeError, PermissionError):
+    """Application Default Credentials are missing, expired, revoked or not allowed."""
+
+
+class GkeUnreachable(GkeError, TemporaryError):
+    """The Container API or Google's token endpoint did not answer; trying again may help."""
+
+
+class TokenSource(Protocol):
+    """A bearer token for the API server, valid when returned; ``invalidate`` forces a new one."""
+
+    def token(self) -> str: ...
+
+    def invalidate(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ClusterAccess:
+    """How to reach one cluster's API server: what ``kube`` needs, and nothing else."""
+
+    # Names the cluster in messages, e.g. "GKE cluster campus-staging/asia-south1-a/staging".
+    description: str
+    # https://<endpoint>
+    server: str
+    # The cluster's own CA (PEM): GKE API servers present certificates no public CA signs.
+    ca_pem: str = field(repr=False)
+    tokens: TokenSource = field(repr=False, compare=False)
+
+
+class StaticToken:
+    """A token that never changes (tests; a team that hands the pipeline a short-lived token)."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        return "StaticToken(<redacted>)"
+
+    def token(self) -> str:
+        return self._value
+
+    def invalidate(self) -> None:
+        """Nothing to refresh: a rejected static token stays rejected."""
+
+
+def _utcnow() -> datetime.datetime:
+    # google-auth keeps `expiry` as a naive UTC datetime.
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+class GoogleToken:
+    """Google access tokens from ``credentials``, refreshed shortly before they expire; thread-safe.
+
+    The Kubernetes client calls :meth:`token` before every request, from whichever thread makes it (the
+    rollout watches run in threads), so refreshing happens under a lock and only once per expiry.
+    """
+
+    def __init__(self, credentials: Any, describe: str, margin: datetime.timedelta = REFRESH_MARGIN) -> None:
+        self._credentials = credentials
+        self._describe = describe
+        self._margin = margin
+        self._lifetime: datetime.timedelta | None = None
+        self._forced = False
+        self._lock = threading.Lock()
+        self._request: Any = None
+        self.refreshes = 0
+
+    def __repr__(self) -> str:
+        return f"GoogleToken({self._describe})"
+
+    def _stale(self) -> bool:
+        creds = self._credentials
+        if self._forced or not creds.token:
+            return True
+        expiry: datetime.datetime | None = creds.expiry
+        if expiry is None:  # a token without a stated lifetime (rare): trust it until a 401 says otherwise
+            return False
+        margin = self._margin
+        if self._lifetime is not None:
+            margin = min(margin, self._lifetime / 4)
+        return _utcnow() >= expiry - margin
+
+    def _refresh(self) -> None:
+        from google.auth import exceptions as auth_exceptions
+        from google.auth.transport.requests import Request
+
+        if self._request is None:
+            self._request = Request()
+        try:
+            self._credentials.refresh(self._request)
+        except auth_exceptions.TransportError as e:
+            raise GkeUnreachable(
+                f"refreshing the Google access token for {self._describe}: the token endpoint did not answer",
+                "Check the network and try again",
+            ) from e
+        except auth_exceptions.RefreshError as e:
+            raise GoogleAuthError(
+                f"refreshing the Google access token for {self._describe}: the credentials were refused",
+                ADC_HINT,
+            ) from e
+        self._forced = False
+        self.refreshes += 1
+        expiry: datetime.datetime | None = self._credentials.expiry
+        self._lifetime = expiry - _utcnow() if expiry is not None else None
+        log.debug("refreshed the Google access token for %s (expires %s)", self._describe, expiry)
+
+    def token(self) -> str:
+        with self._lock:
+            if self._stale():
+                self._refresh()
+            value: str = self._credentials.token
+            return value
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._forced = True
+
+
+def _decode_ca(encoded: str, describe: str) -> str:
+    try:
+        pem = base64.b64decode(encoded, validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pem = ""
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        raise GkeError(
+            f"reading {describe}: masterAuth.clusterCaCertificate is not a base64 PEM certificate",
+            "Check the Container API endpoint (PIPELINE_GKE_ENDPOINT) answers for GKE",
+        )
+    return pem
+
+
+# Cluster states in which the API server is not there to talk to.
+_NOT_SERVING = {"PROVISIONING", "STOPPING"}
+
+
+def cluster_access(
+    project: str,
+    location: str,
+    cluster: str,
+    *,
+    api_endpoint: str | None = None,
+    credentials: Any = None,
+    margin: datetime.timedelta = REFRESH_MARGIN,
+) -> ClusterAccess:
+    """Look ``cluster`` up in the Container API and return how to reach its API server.
+
+    ``api_endpoint`` overrides Google's (``container.googleapis.com``), e.g. the sandbox's
+    ``PIPELINE_GKE_ENDPOINT`` (``http://host:port`` or ``https://host:port``). ``credentials`` defaults to
+    Application Default Credentials; passing some is for callers that already hold them.
+    """
+    describe = f"GKE cluster {project}/{location}/{cluster}"
+    if not (project and location and cluster):
+        raise GkeError(
+            f"looking up {describe}: project, location and cluster must all be set",
+            "Set gke_project, gke_location and gke_cluster for the environment in pipeline.toml",
+        )
+    from google.api_core import exceptions as api_exceptions
+    from google.api_core import retry as api_retry
+    from google.auth import exceptions as auth_exceptions
+
+    if credentials is None:
+        credentials = _default_credentials(describe)
+    tokens = GoogleToken(credentials, describe, margin)
+
+    from google.cloud import container_v1
+
+    options: dict[str, Any] = {"api_endpoint": api_endpoint} if api_endpoint else {}
+    try:
+        client = container_v1.ClusterManagerClient(
+            credentials=credentials, transport="rest", client_options=options
+        )
+    except (ValueError, api_exceptions.GoogleAPIError) as e:
+        raise GkeError(
+            f"setting up the Container API client for {describe}: {e}", "Check the endpoint"
+        ) from e
+    name = f"projects/{project}/locations/{location}/clusters/{cluster}"
+    # Only transient answers are retried; a 404 or 401 is final at once.
+    retry = api_retry.Retry(
+        predicate=api_retry.if_exception_type(
+            api_exceptions.ServiceUnavailable,
+            api_exceptions.DeadlineExceeded,
+            api_exceptions.InternalServerError,
+        ),
+        initial=0.5,
+        maximum=4.0,
+        timeout=LOOKUP_TIMEOUT_SECONDS,
+    )
+    where = api_endpoint or "container.googleapis.com"
+    try:
+        found = client.get_cluster(name=name, retry=retry, timeout=LOOKUP_TIMEOUT_SECONDS)
+    except api_exceptions.NotFound as e:
+        raise ClusterNotFound(
+            f"looking up {describe}: no such cluster at {where}",
+            "Check gke_project, gke_location (zone or region) and gke_cluster in pipeline.toml, "
+            "and that the credentials' project can see it",
+        ) from e
+    except (api_exceptions.Unauthenticated, auth_exceptions.RefreshError) as e:
+        raise GoogleAuthError(f"looking up {describe}: the credentials were refused", ADC_HINT) from e
+    except api_exceptions.PermissionDenied as e:
+        raise GoogleAuthError(
+            f"looking up {describe}: permission denied (container.clusters.get)",
+            "Grant the identity roles/container.developer on the project, "
+            "or check Workload Identity Federation's service account",
+        ) from e
+    except auth_exceptions.TransportError as e:
+        raise GkeUnreachable(
+            f"looking up {describe}: Google's token endpoint did not answer",
+            "Check the network and try again",
+        ) from e
+    except (api_exceptions.RetryError, api_exceptions.ServerError, api_exceptions.DeadlineExceeded) as e:
+        raise GkeUnreachable(
+            f"looking up {describe}: the Container API at {where} did not answer in time",
+            "Try again; check PIPELINE_GKE_ENDPOINT if it is set",
+        ) from e
+    except api_exceptions.GoogleAPICallError as e:
+        raise GkeError(f"looking up {describe}: {e.message}", "Check the cluster settings") from e
+    except OSError as e:  # requests' ConnectionError and friends: nothing listens there
+        raise GkeUnreachable(
+            f"looking up {describe}: cannot connect to the Container API at {where} ({type(e).__name__})",
+            "Check the network, or PIPELINE_GKE_ENDPOINT if it is set",
+        ) from e
+    finally:
+        _close(client)
+
+    status = container_v1.Cluster.Status(found.status).name if found.status else "STATUS_UNSPECIFIED"
+    if status in _NOT_SERVING:
+        raise GkeUnreachable(f"{describe} is {status.lower()}", "Wait until it is RUNNING and try again")
+    if not found.endpoint:
+        raise GkeError(f"{describe} has no endpoint (status {status})", "Check the cluster in the console")
+    ca_pem = _decode_ca(found.master_auth.cluster_ca_certificate, describe)
+    log.info("%s: API server at %s (status %s)", describe, found.endpoint, status)
+    return ClusterAccess(
+        description=describe, server=f"https://{found.endpoint}", ca_pem=ca_pem, tokens=tokens
+    )
+
+
+def _default_credentials(describe: str) -> Any:
+    import google.auth
+    from google.auth import exceptions as auth_exceptions
+
+    try:
+        credentials, _project = google.auth.default(scopes=list(SCOPES))
+    except auth_exceptions.DefaultCredentialsError as e:
+        raise GoogleAuthError(
+            f"authenticating to {describe}: no Application Default Credentials found", ADC_HINT
+        ) from e
+    return credentials
+
+
+def _close(client: Any) -> None:
+    close: Callable[[], None] | None = getattr(client.transport, "close", None)
+    if close is not None:
+        close()
