@@ -530,15 +530,17 @@ class _PodWorker:
 
     def _run(self) -> None:
         while not self.stopping.is_set():
+            self.wake.clear()  # before the round, so a wake-up during it is not lost
             try:
                 self._reconcile()
             except Exception as e:  # a failed round is retried; the pod must not lose its worker
-                LOG.exception("syncing pod %s/%s", self.namespace, self.name)
-                with self.lock:
-                    self.last_sync_error = str(e)
+                if str(e) != self.last_sync_error:  # once per distinct failure, not twice a second
+                    LOG.exception("syncing pod %s/%s", self.namespace, self.name)
+                self.last_sync_error = str(e)
+            else:
+                self.last_sync_error = ""
             self._publish()
             self.wake.wait(POLL_SECONDS)
-            self.wake.clear()
 
     def _seed_from_status(self, pod: dict[str, Any]) -> None:
         """Carry restart counts over from the stored status, as after a node restart."""
@@ -560,15 +562,16 @@ class _PodWorker:
         ]
 
     def _rec(self, spec: dict[str, Any], init: bool) -> _Container:
-        rec = self.containers.get(spec["name"])
-        if rec is None:
-            k = self.kubelet
-            rec = _Container(spec["name"], spec, init)
-            rec.crash_backoff = _Backoff(k.backoff_base, k.backoff_max)
-            rec.pull_backoff = _Backoff(k.backoff_base, k.backoff_max)
-            self.containers[spec["name"]] = rec
-        rec.spec, rec.init = spec, init
-        return rec
+        with self.lock:  # probers and kill_pod iterate the records from other threads
+            rec = self.containers.get(spec["name"])
+            if rec is None:
+                k = self.kubelet
+                rec = _Container(spec["name"], spec, init)
+                rec.crash_backoff = _Backoff(k.backoff_base, k.backoff_max)
+                rec.pull_backoff = _Backoff(k.backoff_base, k.backoff_max)
+                self.containers[spec["name"]] = rec
+            rec.spec, rec.init = spec, init
+            return rec
 
     def _reconcile(self) -> None:
         with self.lock:
@@ -740,6 +743,9 @@ class _PodWorker:
                 kind = next(k for k in ("configMap", "secret", "projected", "downwardAPI") if k in vol)
                 source = vol[kind] or {}
                 files = resolved.volume_files.get(name)
+                if name in resolved.volume_errors:
+                    errors[name] = resolved.volume_errors[name]
+                    continue
                 if files is None and not source.get("optional") and kind in ("configMap", "secret"):
                     errors[name] = resolved.volume_errors.get(name) or (
                         f'MountVolume.SetUp failed for volume "{name}" : {kind.lower()} '

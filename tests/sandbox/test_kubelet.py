@@ -18,6 +18,7 @@ import docker.errors
 import pytest
 import requests
 
+from sandbox.kube import pgimage
 from sandbox.kube.kubelet import (
     LABEL_CLUSTER,
     LABEL_HOME,
@@ -296,6 +297,7 @@ def registry(
         engine.images.remove(f"{repository}:v1", force=True)
 
 
+@pytest.mark.e2e
 def test_pull_with_credentials_then_missing_tag_then_unauthorized(
     kubelet: Kubelet, registry: dict[str, str]
 ) -> None:
@@ -411,6 +413,7 @@ def test_service_aliases_resolve_and_change_without_a_new_ip(kubelet: Kubelet, b
     assert kubelet.sync_pod(web, aliases)["podIP"] == ip
 
 
+@pytest.mark.e2e
 def test_kill_honours_the_grace_period_and_a_new_kubelet_adopts(
     kubelet: Kubelet, busybox: str, engine: docker.DockerClient
 ) -> None:
@@ -447,3 +450,66 @@ def test_kill_honours_the_grace_period_and_a_new_kubelet_adopts(
     status = wait_for(fresh, web, lambda s: "running" in container(s)["state"])
     assert container(status)["containerID"] != container(before)["containerID"]
     fresh.cleanup()
+
+
+# --- the seed's promise -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def postgres(engine: docker.DockerClient) -> Iterator[str]:
+    name = f"sandbox-test/postgres:{uuid.uuid4().hex[:8]}"
+    pgimage.ensure_image(engine, name)
+    yield name
+    engine.images.remove(name, force=True)
+
+
+@pytest.mark.e2e
+def test_database_pod_reached_by_service_name_keeps_its_rows_across_pods(
+    kubelet: Kubelet, postgres: str, engine: docker.DockerClient
+) -> None:
+    volume = f"sandbox-test-db-{uuid.uuid4().hex[:6]}"
+    env = {"POSTGRES_USER": "app", "POSTGRES_PASSWORD": "s3cret", "POSTGRES_DB": "appdb"}
+    db_container = {
+        "name": "postgres",
+        "image": postgres,
+        "imagePullPolicy": "IfNotPresent",
+        "env": [{"name": k, "value": v} for k, v in env.items()]
+        + [{"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"}],
+        "ports": [{"name": "pg", "containerPort": 5432}],
+        "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql/data"}],
+        "readinessProbe": {
+            "exec": {"command": ["sh", "-c", 'pg_isready -U "$POSTGRES_USER" -d "$POSTGRES_DB"']},
+            "periodSeconds": 1,
+        },
+    }
+    volumes = {"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "db-data"}}]}
+    resolved = ResolvedPod(
+        volumes={"db-data": volume}, service_aliases=("db-core", "db-core.ns1.svc.cluster.local")
+    )
+
+    def client(name: str, sql: str) -> str:
+        url = "postgresql://app:s3cret@db-core:5432/appdb"
+        c = {
+            "name": "psql",
+            "image": postgres,
+            "command": ["psql", url, "-tA", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        }
+        p = pod(name, c, restartPolicy="Never")
+        status = wait_for(kubelet, p, lambda s: s["phase"] in ("Succeeded", "Failed"))
+        logs = kubelet.pod_logs("ns1", name, "psql", 20)
+        assert status["phase"] == "Succeeded", logs
+        kubelet.kill_pod("ns1", name, 0)
+        return logs
+
+    try:
+        wait_for(kubelet, pod("db", dict(db_container), **volumes), ready, resolved, timeout=40)
+        client("writer", "CREATE TABLE notes (body text); INSERT INTO notes VALUES ('kept')")
+        began = time.monotonic()
+        kubelet.kill_pod("ns1", "db", 30)
+        assert time.monotonic() - began < 10  # the image's SIGINT is a fast shutdown
+        wait_for(kubelet, pod("db", dict(db_container), **volumes), ready, resolved, timeout=40)
+        assert client("reader", "SELECT body FROM notes").strip() == "kept"
+        kubelet.kill_pod("ns1", "db", 30)
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            engine.api.remove_volume(volume, force=True)
