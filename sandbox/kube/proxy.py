@@ -35,7 +35,9 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sandbox import SandboxError
 
 if TYPE_CHECKING:
     from aiohttp import ClientSession, web
@@ -46,12 +48,19 @@ __all__ = [
     "IngressRule",
     "IngressTable",
     "NodePortProxy",
+    "Proxies",
+    "ProxyError",
     "ingress_table",
     "nodeport_table",
     "ready_endpoints",
 ]
 
 LOG = logging.getLogger(__name__)
+
+
+class ProxyError(SandboxError):
+    """A proxy cannot listen where the settings say."""
+
 
 Endpoint = tuple[str, int]
 Listen = tuple[str, int]
@@ -493,7 +502,16 @@ class IngressProxy:
         site = web.TCPSite(
             self._runner, self.node_ip, self.port, ssl_context=self._default, reuse_address=True
         )
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:
+            await self.stop()
+            hint = " (ports below 1024 need root)" if self.port < 1024 else ""
+            raise ProxyError(
+                f"listening for the Ingress on {self.node_ip}:{self.port}: {e.strerror or e}{hint}. "
+                "Choose another port with SANDBOX_INGRESS_PORT before the first `invoke sandbox.up`, "
+                "or set ingress_port in the home's settings.json"
+            ) from e
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -599,3 +617,40 @@ class IngressProxy:
         except (ClientError, TimeoutError, OSError) as e:
             LOG.info("ingress %s%s -> %s:%s: %s", host, path, ip, port, e)
             return web.Response(status=502, text=f"upstream connect error for {target.backend}\n")
+
+
+# --- one cluster's proxies as a daemon service ---------------------------------------------------------
+
+
+class CertificateIssuer(Protocol):
+    def issue(self, hosts: list[str]) -> tuple[bytes, bytes]: ...
+
+
+class Proxies:
+    """One cluster's NodePort listeners and Ingress listener as one service of the daemon (``service.py``).
+
+    ``ca`` issues the Ingress certificates (``ca.py``'s ``CertificateAuthority``). :meth:`sync` takes the
+    controllers' ``Routes`` (``node_ports`` from :func:`nodeport_table`, ``ingress`` from
+    :func:`ingress_table`); it runs on the event loop.
+    """
+
+    def __init__(self, cluster: str, node_ip: str, ca: CertificateIssuer, *, ingress_port: int = 443) -> None:
+        self.cluster = cluster
+        self.node_ports = NodePortProxy()
+        self.ingress = IngressProxy(node_ip, ingress_port, lambda host: ca.issue([host]))
+
+    async def start(self) -> None:
+        await self.node_ports.start()
+        await self.ingress.start()
+
+    async def stop(self) -> None:
+        await self.node_ports.stop()
+        await self.ingress.stop()
+
+    async def sync(self, routes: Any) -> None:
+        await self.node_ports.sync(routes.node_ports)
+        if routes.ingress is not None:
+            await self.ingress.sync(routes.ingress)
+
+    def describe(self) -> dict[str, Any]:
+        return {"cluster": self.cluster, **self.node_ports.describe(), **self.ingress.describe()}

@@ -15,18 +15,23 @@ import ssl
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import requests
 import trustme
 
+from sandbox.kube.ca import CertificateAuthority
 from sandbox.kube.proxy import (
     IngressPath,
     IngressProxy,
     IngressRule,
     IngressTable,
     NodePortProxy,
+    Proxies,
+    ProxyError,
     ingress_table,
     nodeport_table,
     ready_endpoints,
@@ -348,5 +353,44 @@ def test_ingress_serves_tls_per_host_and_routes_to_ready_endpoints(
         finally:
             await proxy.stop()
         assert "app.example.test" in issued and "secure.example.test" not in issued
+
+    asyncio.run(scenario())
+
+
+def test_cluster_proxies_serve_the_sandbox_ca_and_report_a_busy_port(
+    upstreams: tuple[Upstream, Upstream], tmp_path: Path
+) -> None:
+    a, _ = upstreams
+    authority = CertificateAuthority(tmp_path / "ca")
+    node_ip = "127.0.0.9"
+    ingress_port, node_port = free_port(node_ip), free_port(node_ip)
+    web = IngressPath("/", "Prefix", (("127.0.0.1", a.port),), "ns1/web:80")
+    routes = SimpleNamespace(
+        node_ports={(node_ip, node_port): [("127.0.0.1", a.port)]},
+        ingress=IngressTable(rules=(IngressRule("app.example.test", (web,)),)),
+    )
+
+    async def scenario() -> None:
+        proxies = Proxies("staging", node_ip, authority, ingress_port=ingress_port)
+        await proxies.start()
+        try:
+            await proxies.sync(routes)
+            context = ssl.create_default_context(cadata=authority.cert_pem.decode())
+
+            def fetch() -> Any:
+                conn = SNIConnection((node_ip, ingress_port), "app.example.test", context)
+                try:
+                    conn.request("GET", "/")
+                    return json.loads(conn.getresponse().read())
+                finally:
+                    conn.close()
+
+            assert (await asyncio.to_thread(fetch))["name"] == "a"
+            assert await asyncio.to_thread(get, f"http://{node_ip}:{node_port}/") == "a"
+            busy = Proxies("prod", node_ip, authority, ingress_port=ingress_port)
+            with pytest.raises(ProxyError, match=f"listening for the Ingress on {node_ip}:{ingress_port}"):
+                await busy.start()
+        finally:
+            await proxies.stop()
 
     asyncio.run(scenario())
