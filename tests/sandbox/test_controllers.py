@@ -370,3 +370,13 @@ def test_repeated_events_are_counted_not_duplicated(cluster: Cluster) -> None:
     assert event["count"] == 3
     assert event["firstTimestamp"] != event["lastTimestamp"]
     assert event["involvedObject"]["name"] == "web" and event["type"] == "Warning"
+
+
+def test_a_new_recorder_keeps_counting_events_recorded_before_a_restart(cluster: Cluster) -> None:
+    cluster.apply(web())
+    obj = cluster.deployment()
+    cluster.events.record(obj, "Warning", "Test", "again", component="test")
+    restarted = EventRecorder(cluster.store, cluster.clock)
+    restarted.record(obj, "Warning", "Test", "again", component="test")
+    (event,) = [e for e in cluster.store.list(EVENTS, "default")[0] if e["reason"] == "Test"]
+    assert event["count"] == 2

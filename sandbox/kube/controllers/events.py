@@ -54,6 +54,37 @@ def involved_object(obj: Mapping[str, Any], field_path: str = "") -> Obj:
     return {k: v for k, v in ref.items() if v}
 
 
+def _key(
+    component: str, host: str, ref: Obj, namespace: str, type_: str, reason: str, message: str
+) -> tuple[str, ...]:
+    """What makes two events "the same" for client-go's correlator."""
+    return (
+        component,
+        host,
+        str(ref.get("kind", "")),
+        namespace,
+        str(ref.get("name", "")),
+        str(ref.get("uid", "")),
+        str(ref.get("fieldPath", "")),
+        type_,
+        reason,
+        message,
+    )
+
+
+def _key_of(event: Obj) -> tuple[str, ...]:
+    source = event.get("source") or {}
+    return _key(
+        str(source.get("component", "")),
+        str(source.get("host", "")),
+        event.get("involvedObject") or {},
+        str(meta(event).get("namespace", "")),
+        str(event.get("type", "")),
+        str(event.get("reason", "")),
+        str(event.get("message", "")),
+    )
+
+
 class EventRecorder:
     """Creates or bumps Event objects; thread-safe (controllers run in worker threads)."""
 
@@ -63,6 +94,7 @@ class EventRecorder:
         self._lock = threading.Lock()
         # Correlation key -> Event name, so a repeat finds its object without listing every event.
         self._names: dict[tuple[str, ...], str] = {}
+        self._loaded: set[str] = set()
 
     def record(
         self,
@@ -79,18 +111,7 @@ class EventRecorder:
         """Report ``reason``/``message`` about ``obj`` (a Pod, ReplicaSet, ...) from ``component``."""
         ref = involved_object(obj, field_path)
         namespace = ref.get("namespace") or "default"
-        key = (
-            component,
-            host,
-            ref.get("kind", ""),
-            namespace,
-            ref.get("name", ""),
-            ref.get("uid", ""),
-            field_path,
-            type_,
-            reason,
-            message,
-        )
+        key = _key(component, host, ref, namespace, type_, reason, message)
         t = when or self.clock()
         with self._lock:
             try:
@@ -101,13 +122,22 @@ class EventRecorder:
                 # An event that cannot be written must never stop a controller (client-go drops them too).
                 log.exception("recording event %s %s for %s", reason, message, ref.get("name"))
 
+    def _load(self, namespace: str) -> None:
+        """Learn the events a namespace already has (recorded before the daemon restarted), once."""
+        if namespace in self._loaded:
+            return
+        self._loaded.add(namespace)
+        for event in self.store.list(EVENTS, namespace)[0]:
+            self._names.setdefault(_key_of(event), str(meta(event).get("name")))
+
     def _bump(self, key: tuple[str, ...], namespace: str, t: datetime) -> bool:
+        self._load(namespace)
         name = self._names.get(key)
         if name is None:
             return False
         existing = self.store.get(EVENTS, namespace, name)
         if existing is None:
-            del self._names[key]
+            self._names.pop(key, None)
             return False
         existing["count"] = int(existing.get("count") or 1) + 1
         existing["lastTimestamp"] = fmt_time(t)
@@ -161,3 +191,4 @@ class EventRecorder:
         with self._lock:
             if len(self._names) > 10000:
                 self._names.clear()
+                self._loaded.clear()

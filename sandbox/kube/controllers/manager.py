@@ -202,7 +202,7 @@ class ControllerManager:
                 continue  # our own records; no controller reads them
             if plural in ("pods", "nodes", "persistentvolumeclaims", "storageclasses"):
                 # Unschedulable pods are retried at once when something they depend on changed.
-                self.pods.changed_since_attempt = True
+                self.pods.changes += 1
             for loop in self._loops:
                 if plural in loop.kinds and loop.wake is not None:
                     loop.wake.set()

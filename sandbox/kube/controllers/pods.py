@@ -64,8 +64,11 @@ log = logging.getLogger("sandbox.kube.controllers.pods")
 
 SCHEDULER = "default-scheduler"
 KUBELET = "kubelet"
-# An unschedulable pod is retried this often (kube-scheduler's back-off tops out at 10 s) or on a change.
-RETRY_UNSCHEDULABLE_SECONDS = 10.0
+# kube-scheduler's per-pod back-off after a failed attempt: 1 s doubling up to 10 s. An unschedulable pod is
+# retried after its back-off when something it may depend on changed, and at the latest after a minute.
+BACKOFF_INITIAL_SECONDS = 1.0
+BACKOFF_MAX_SECONDS = 10.0
+RETRY_UNSCHEDULABLE_SECONDS = 60.0
 
 Key = tuple[str, str]
 
@@ -123,8 +126,10 @@ class PodController:
         # Pods whose containers are being stopped: key -> owner uid ("" for none).
         self._killing: dict[Key, str] = {}
         self._kill_threads: list[threading.Thread] = []
-        self._last_attempt: dict[str, datetime] = {}
-        self.changed_since_attempt = True
+        # Pod uid -> (last scheduling attempt, attempts so far, changes seen at that attempt).
+        self._last_attempt: dict[str, tuple[datetime, int, int]] = {}
+        # Bumped (by the manager) on every change that may make an unschedulable pod fit.
+        self.changes = 0
 
     # --- for the Deployment controller ---
 
@@ -148,8 +153,8 @@ class PodController:
         for key, pod in vanished:
             self._kill(key, pod, remove=False)
         namespaces: dict[str, _Namespace] = {}
-        changed = self.changed_since_attempt
-        self.changed_since_attempt = False
+        uids = {uid_of(p) for p in pods}
+        self._last_attempt = {k: v for k, v in self._last_attempt.items() if k in uids}
         for pod in pods:
             try:
                 node_name = (pod.get("spec") or {}).get("nodeName")
@@ -158,19 +163,23 @@ class PodController:
                         self._kill((ns_of(pod), name_of(pod)), pod, remove=True)
                     continue
                 if not node_name:
-                    self._schedule(pod, node, pods, changed)
+                    self._schedule(pod, node, pods)
                 elif node_name == self.node_name:
                     self._run(pod, node, namespaces)
             except Exception:
                 log.exception("syncing pod %s/%s", ns_of(pod), name_of(pod))
 
-    def _schedule(self, pod: Obj, node: Obj, pods: list[Obj], changed: bool) -> None:
+    def _schedule(self, pod: Obj, node: Obj, pods: list[Obj]) -> None:
         uid = uid_of(pod)
         now = self.clock()
-        last = self._last_attempt.get(uid)
-        if last is not None and not changed and (now - last).total_seconds() < RETRY_UNSCHEDULABLE_SECONDS:
-            return
-        self._last_attempt[uid] = now
+        changes = self.changes
+        last, attempts, seen = self._last_attempt.get(uid, (None, 0, 0))
+        if last is not None:
+            elapsed = (now - last).total_seconds()
+            backoff = min(BACKOFF_INITIAL_SECONDS * 2 ** (attempts - 1), BACKOFF_MAX_SECONDS)
+            if elapsed < backoff or (changes == seen and elapsed < RETRY_UNSCHEDULABLE_SECONDS):
+                return
+        self._last_attempt[uid] = (now, attempts + 1, changes)
         ns = ns_of(pod)
         claims = {name_of(c): c for c in self.store.list(PVCS, ns)[0]}
         classes = self.binder.classes()
