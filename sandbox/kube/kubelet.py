@@ -1113,6 +1113,20 @@ class _PodWorker:
             "read_only": bool(sec.get("readOnlyRootFilesystem")),
             "privileged": bool(sec.get("privileged")),
         }
+        capabilities = sec.get("capabilities") or {}
+        if capabilities.get("drop"):
+            config["cap_drop"] = [str(c).upper() for c in capabilities["drop"]]
+        if capabilities.get("add"):
+            config["cap_add"] = [str(c).upper() for c in capabilities["add"]]
+        security_opt = []
+        if sec.get("allowPrivilegeEscalation") is False:
+            security_opt.append("no-new-privileges")
+        # Docker applies its default seccomp profile (RuntimeDefault) unless told otherwise.
+        seccomp = (sec.get("seccompProfile") or pod_sec.get("seccompProfile") or {}).get("type")
+        if seccomp == "Unconfined":
+            security_opt.append("seccomp=unconfined")
+        if security_opt:
+            config["security_opt"] = security_opt
         if spec.get("command") is not None:
             config["entrypoint"] = [expand(str(c), env) for c in spec["command"]]
             # A command without args drops the image's CMD, as Kubernetes documents; Docker agrees.
@@ -1587,18 +1601,36 @@ class Kubelet:
             return PAUSE_IMAGE
 
     def ensure_volume(self, volume: str, claim: str, namespace: str) -> None:
-        """A claim's Docker volume; normally the PVC controller made it already."""
+        """A claim's Docker volume, made as a fresh GKE persistent disk is: ext4, ``lost+found`` at its root.
+
+        That folder is why a database must keep its data in a subdirectory of the mount on GKE; the sandbox
+        reproduces it so the same mistake fails here too.
+        """
         import docker.errors
 
         try:
             self.docker.api.inspect_volume(volume)
+            return
         except docker.errors.NotFound:
-            labels = {
-                LABEL_HOME: self.home_id,
-                LABEL_CLUSTER: self.cluster,
-                "sandbox.kube/claim": f"{namespace}/{claim}",
-            }
-            self.docker.api.create_volume(volume, labels=labels)
+            pass
+        labels = {
+            LABEL_HOME: self.home_id,
+            LABEL_CLUSTER: self.cluster,
+            "sandbox.kube/claim": f"{namespace}/{claim}",
+        }
+        self.docker.api.create_volume(volume, labels=labels)
+        image = self.ensure_pause_image()
+        helper = self.docker.api.create_container(
+            image,
+            command=["/bin/busybox", "mkdir", "-m", "700", "/disk/lost+found"],
+            labels={LABEL_HOME: self.home_id, LABEL_CLUSTER: self.cluster},
+            host_config=self.docker.api.create_host_config(binds={volume: {"bind": "/disk", "mode": "rw"}}),
+        )
+        try:
+            self.docker.api.start(helper["Id"])
+            self.docker.api.wait(helper["Id"], timeout=30)
+        finally:
+            self.docker.api.remove_container(helper["Id"], force=True, v=True)
 
     def pull(self, image: str) -> str | None:
         """Pull with the registry's credentials; returns the error message, or None when it worked."""

@@ -51,7 +51,7 @@ def busybox(engine: docker.DockerClient) -> Iterator[str]:
     tag = f"sandbox-test/busybox:{uuid.uuid4().hex[:8]}"
     rootfs = RootFS()
     rootfs.add_host_file(static_busybox(), "/bin/busybox")
-    for applet in ("sh", "sleep", "httpd", "wget", "cat", "echo"):
+    for applet in ("sh", "sleep", "httpd", "wget", "cat", "echo", "ls"):
         rootfs.add_symlink(f"/bin/{applet}", "busybox")
     rootfs.add_file("/www/index.html", b"hello from busybox\n")
     rootfs.add_dir("/tmp", 0o1777)
@@ -142,7 +142,14 @@ def test_pod_runs_becomes_ready_and_serves_on_its_ip(kubelet: Kubelet, busybox: 
             "command": ["httpd", "-f", "-p", "8080", "-h", "/www"],
             "ports": [{"name": "http", "containerPort": 8080}],
             "readinessProbe": {"httpGet": {"path": "/index.html", "port": "http"}, "periodSeconds": 1},
+            # As the backend's manifest asks.
+            "securityContext": {
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
         },
+        securityContext={"runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532},
     )
     first = kubelet.sync_pod(web, ResolvedPod())
     assert first["phase"] == "Pending" and not ready(first)
@@ -158,6 +165,9 @@ def test_pod_runs_becomes_ready_and_serves_on_its_ip(kubelet: Kubelet, busybox: 
         "Ready",
     }
     assert requests.get(f"http://{status['podIP']}:8080/", timeout=5).text == "hello from busybox\n"
+    host_config = kubelet.docker.api.inspect_container(c["containerID"][9:])["HostConfig"]
+    assert host_config["CapDrop"] == ["ALL"] and host_config["SecurityOpt"] == ["no-new-privileges"]
+    assert host_config["ReadonlyRootfs"]
     assert reasons(kubelet, web)[:3] == ["Pulled", "Created", "Started"]
     # Idempotent: syncing again changes nothing.
     again = kubelet.sync_pod(web, ResolvedPod())
@@ -379,6 +389,11 @@ def test_volumes_config_files_empty_dir_and_claims_outlive_pods(
             busybox, ["cat", "/data/log"], volumes={volume: {"bind": "/data"}}, remove=True
         )
         assert log == b"hi\nhi\n"  # the claim's volume survived both pods
+        # Made as a fresh ext4 persistent disk is, with lost+found at its root.
+        listing = engine.containers.run(
+            busybox, ["ls", "-a", "/data"], volumes={volume: {"bind": "/data"}}, remove=True
+        )
+        assert b"lost+found" in listing.split()
     finally:
         with contextlib.suppress(docker.errors.NotFound):
             engine.api.remove_volume(volume, force=True)
