@@ -455,6 +455,9 @@ def _classify(before: Obj | None, after: Obj, dry_run: bool) -> Action:
     return "unchanged" if normalized(before) == normalized(after) else "configured"
 
 
+_DRY_RUN_VERBS = {"created": "would create", "configured": "would configure", "unchanged": "unchanged"}
+
+
 def _run(
     kube: Kube,
     plan: _Plan,
@@ -522,7 +525,8 @@ def _run(
         )
         action = _classify(before, after, dry_run)
         outcomes.append(_Outcome(obj, before, after, action, note))
-        progress(f"{'would be ' if dry_run else ''}{action} {ref(obj)}{f' ({note})' if note else ''}")
+        verb = _DRY_RUN_VERBS[action] if dry_run else action
+        progress(f"{verb} {ref(obj)}{f' ({note})' if note else ''}")
         if kind == "CustomResourceDefinition" and not dry_run:
             kube.forget_discovery()
 

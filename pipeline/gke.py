@@ -127,10 +127,11 @@ class GoogleToken:
         expiry: datetime.datetime | None = creds.expiry
         if expiry is None:  # a token without a stated lifetime (rare): trust it until a 401 says otherwise
             return False
-        margin = self._margin
-        if self._lifetime is not None:
-            margin = min(margin, self._lifetime / 4)
-        return _utcnow() >= expiry - margin
+        now = _utcnow()
+        if self._lifetime is None:
+            # A token someone else fetched (the Container API lookup): judge it by what is left of it.
+            self._lifetime = expiry - now
+        return now >= expiry - min(self._margin, self._lifetime / 4)
 
     def _refresh(self) -> None:
         from google.auth import exceptions as auth_exceptions

@@ -271,11 +271,13 @@ class WatchStream:
         deadline: float,
         resource_version: str | None,
         doing: str,
+        window: int = WATCH_WINDOW_SECONDS,
     ) -> None:
         self._kube = kube
         self._resource = resource
         self._params = params
         self._deadline = deadline
+        self._window = window
         self._rv = resource_version
         self._doing = doing
         self._stopped = threading.Event()
@@ -323,7 +325,7 @@ class WatchStream:
             remaining = self._deadline - time.monotonic()
             if remaining <= 0:
                 return
-            window = max(1, min(WATCH_WINDOW_SECONDS, int(remaining + 0.999)))
+            window = max(1, min(self._window, int(remaining + 0.999)))
             try:
                 response = self._kube._open_watch(self._resource, self._params, self._rv, window)
             except KubeAuthError:
@@ -812,6 +814,7 @@ class Kube:
         label_selector: str | None = None,
         resource_version: str | None = None,
         timeout: float,
+        window: int = WATCH_WINDOW_SECONDS,
     ) -> WatchStream:
         """Changes to matching objects for up to ``timeout`` seconds, reconnecting as needed.
 
@@ -823,7 +826,7 @@ class Kube:
             params["field_selector"] = f"metadata.name={name}"
         what = f"{kind} {namespace + '/' if namespace else ''}{name or label_selector or ''}".strip()
         return WatchStream(
-            self, resource, params, time.monotonic() + timeout, resource_version, f"watching {what}"
+            self, resource, params, time.monotonic() + timeout, resource_version, f"watching {what}", window
         )
 
     def pod_logs(

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from .errors import PipelineError
-from .kube import Access, Kube, KubeError, WatchEvent, WatchStream, connect
+from .kube import WATCH_WINDOW_SECONDS, Access, Kube, KubeError, WatchEvent, WatchStream, connect
 
 log = logging.getLogger(__name__)
 
@@ -474,8 +474,10 @@ class _Waiter:
         progress: Progress,
         unschedulable_grace: float,
         log_lines: int,
+        window: int,
     ) -> None:
         self.kube = kube
+        self.window = window
         self.trackers = trackers
         self.deadline = deadline
         self.progress = progress
@@ -504,6 +506,7 @@ class _Waiter:
                     name=t.name,
                     resource_version=rv,
                     timeout=remaining,
+                    window=self.window,
                 ),
             )
             selector = selector_string((obj.get("spec") or {}).get("selector"))
@@ -759,18 +762,22 @@ def wait(
     on_progress: Progress = lambda _: None,
     unschedulable_grace: float = UNSCHEDULABLE_GRACE_SECONDS,
     log_lines: int = LOG_LINES,
+    watch_window: int = WATCH_WINDOW_SECONDS,
 ) -> RolloutResult:
     """Watch ``workloads`` ((kind, namespace, name) each) until all have rolled out, one fails, or time is up.
 
     Returns a :class:`RolloutResult` (``ok`` False with a diagnosis on failure); raises only when the
-    cluster cannot be watched at all (authentication, RBAC, unreachable).
+    cluster cannot be watched at all (authentication, RBAC, unreachable). Watches are reopened every
+    ``watch_window`` seconds, each time with a fresh token if the old one is about to expire.
     """
     started = time.monotonic()
     for kind, _ns, _name in workloads:
         _api_kind(kind)
     trackers = [_Tracker(kind, ns, name, started) for kind, ns, name in workloads]
     with _opened(access) as kube:
-        waiter = _Waiter(kube, trackers, started + timeout, on_progress, unschedulable_grace, log_lines)
+        waiter = _Waiter(
+            kube, trackers, started + timeout, on_progress, unschedulable_grace, log_lines, watch_window
+        )
         try:
             waiter.start()
             waiter.run()

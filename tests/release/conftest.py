@@ -129,22 +129,16 @@ class Clusters:
     env: dict[str, str]
     ready: dict[str, Any]
     home: Path
+    token_lifetime: int
 
     @property
     def gke_endpoint(self) -> str:
         return self.env["PIPELINE_GKE_ENDPOINT"]
 
 
-def _sandbox_has_clusters() -> bool:
-    # The Kubernetes side of the sandbox lands separately; until its API server exists, skip.
-    return (ROOT / "sandbox" / "kube" / "apiserver.py").exists()
-
-
 @pytest.fixture(scope="session")
 def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
     """A sandbox of its own (temp home, free ports, node IPs beside the user's) with staging and prod."""
-    if not _sandbox_has_clusters():
-        pytest.skip("the sandbox has no Kubernetes API server yet")
     from sandbox import control
     from sandbox.home import Home, free_port
 
@@ -163,7 +157,117 @@ def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
         }
     )
     ready = control.up(home, ROOT)
+    settings = home.load_settings()
+    assert settings is not None
     try:
-        yield Clusters(dict(ready.get("env", {})), ready, home.path)
+        yield Clusters(dict(ready.get("env", {})), ready, home.path, settings.token_lifetime_seconds)
     finally:
         control.down(home)
+
+
+@dataclass(frozen=True)
+class Images:
+    """Backend images in the sandbox's registry: one that serves, one that crashes, one that is missing."""
+
+    good: str
+    crash: str
+    missing: str
+
+
+def build_images(registry: str, username: str, password: str, workdir: Path) -> Images:
+    """Build the real backend (``build.sh`` + its Dockerfile) and a crashing variant; push both."""
+    import shutil
+    import subprocess
+
+    import docker
+
+    repository = f"{registry}/release-test/backend"
+    context = workdir / "good"
+    (context / "bin").mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["sh", "build.sh"],
+        cwd=ROOT / "backend",
+        env={
+            **os.environ,
+            "BACKEND_OUTPUT": str(context / "bin" / "backend"),
+            "SOURCE_COMMIT": "releasetest",
+        },
+        check=True,
+        capture_output=True,
+    )
+    shutil.copy(ROOT / "backend" / "Dockerfile", context / "Dockerfile")
+    client = docker.from_env()
+    client.images.build(path=str(context), tag=f"{repository}:good", rm=True)
+    crash = workdir / "crash"
+    crash.mkdir(exist_ok=True)
+    # The backend exits with code 3 at start when CRASH_ON_START is set (backend/README.md).
+    (crash / "Dockerfile").write_text(f"FROM {repository}:good\nENV CRASH_ON_START=1\n")
+    client.images.build(path=str(crash), tag=f"{repository}:crash", rm=True)
+    auth = {"username": username, "password": password}
+    for tag in ("good", "crash"):
+        for line in client.images.push(repository, tag, auth_config=auth, stream=True, decode=True):
+            if "error" in line:
+                raise RuntimeError(f"pushing {repository}:{tag}: {line['error']}")
+        # The cluster pulls from the registry; a local copy would hide a broken push.
+        client.images.remove(f"{repository}:{tag}", force=True)
+    return Images(f"{repository}:good", f"{repository}:crash", f"{repository}:no-such-tag")
+
+
+@pytest.fixture(scope="session")
+def images(clusters: Clusters, tmp_path_factory: pytest.TempPathFactory) -> Images:
+    env = clusters.env
+    return build_images(
+        env["PIPELINE_REGISTRY"],
+        env["DOCKERHUB_USERNAME"],
+        env["DOCKERHUB_TOKEN"],
+        tmp_path_factory.mktemp("images"),
+    )
+
+
+@pytest.fixture(scope="session")
+def adc(clusters: Clusters) -> Iterator[None]:
+    """Application Default Credentials pointing at the sandbox (as `invoke sandbox.env` exports them)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GOOGLE_APPLICATION_CREDENTIALS", clusters.env["GOOGLE_APPLICATION_CREDENTIALS"])
+        yield
+
+
+@pytest.fixture(scope="session")
+def staging(clusters: Clusters, adc: None) -> Any:
+    """How to reach the sandbox's staging cluster, looked up like GKE (Container API + google-auth)."""
+    from pipeline import gke
+
+    project, location = clusters.ready["kube"]["project"], clusters.ready["kube"]["location"]
+    return gke.cluster_access(project, location, "staging", api_endpoint=clusters.gke_endpoint)
+
+
+def deployment(namespace: str, image: str, name: str = "web", **spec: Any) -> list[dict[str, Any]]:
+    """A Namespace and a one-replica Deployment of the backend (no database: /healthz answers 200)."""
+    probe: dict[str, Any] = {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 1}
+    probe.update(spec.pop("probe", {}))
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": name,
+                                "image": image,
+                                "ports": [{"containerPort": 8080}],
+                                "readinessProbe": probe,
+                            }
+                        ]
+                    },
+                },
+                **spec,
+            },
+        },
+    ]
