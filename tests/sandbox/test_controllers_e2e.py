@@ -478,3 +478,22 @@ def test_claim_outlives_its_pod(cluster: Harness, busybox: str, ns: str) -> None
     container_id = container_status(second)["containerID"].removeprefix("docker://")
     exec_id = cluster.engine.api.exec_create(container_id, ["cat", "/data/row"])
     assert cluster.engine.api.exec_start(exec_id).decode().strip() == first["metadata"]["name"]
+
+    # Recreate: the new pod's container starts only once the old one is gone (its `sleep` ignores SIGTERM,
+    # so it lives for the whole grace period), never two writers on the claim at once.
+    d = cluster.deployment(ns, "db")
+    d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 2
+    cluster.store.update(DEPLOYMENTS, d, manager="test")
+    cluster.wait(lambda: cluster.rolled_out(ns, "db"), "the grace-period change", 40)
+    d = cluster.deployment(ns, "db")
+    d["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "V", "value": "2"})
+    cluster.store.update(DEPLOYMENTS, d, manager="test")
+    labels = [f"io.kubernetes.pod.namespace={ns}", "io.kubernetes.docker.type=container"]
+    most = 0
+    deadline = time.monotonic() + 40
+    while not (cluster.rolled_out(ns, "db") and len(cluster.pods(ns)) == 1):
+        running = cluster.engine.api.containers(filters={"label": labels, "status": "running"})
+        most = max(most, len(running))
+        assert time.monotonic() < deadline, "the Recreate rollout took too long"
+        time.sleep(0.05)
+    assert most == 1

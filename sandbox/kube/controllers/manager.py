@@ -78,7 +78,7 @@ class ControllerManager:
         self.claims = ClaimBinder(store, kubelet, self.events, cluster, kubelet.node_name, clock)
         self.pods = PodController(store, kubelet, self.events, self.claims, kubelet.node_name, clock)
         self.deployments = DeploymentController(store, self.events, clock, self.pods.terminating)
-        self.replicasets = ReplicaSetController(store, self.events, clock)
+        self.replicasets = ReplicaSetController(store, self.events, clock, before_delete=self.pods.stop_pod)
         self._on_routes = on_routes
         self.services = ServiceController(store, kubelet.node_ip, self._deliver_routes if on_routes else None)
         self.heartbeat = NodeHeartbeat(store, self.node, clock)

@@ -258,6 +258,8 @@ class PodController:
         )
         key = (ns, name_of(pod))
         with self._lock:
+            if key in self._killing:
+                return  # being stopped: syncing it now would start its containers again
             previous = self._running.get(key)
             if previous is not None and uid_of(previous) != uid_of(pod):
                 # Same name, new pod (a StatefulSet-like recreate): the old one's events are done with.
@@ -292,6 +294,10 @@ class PodController:
             )
 
     # --- stopping ---
+
+    def stop_pod(self, pod: Obj) -> None:
+        """Start stopping a pod's containers now (its controller is about to delete the object)."""
+        self._kill((ns_of(pod), name_of(pod)), pod, remove=False)
 
     def _kill(self, key: Key, pod: Obj, *, remove: bool) -> None:
         owner = str((controller_of(pod) or {}).get("uid") or "")

@@ -210,10 +210,19 @@ def pod_from_template(rs: Obj) -> Obj:
 class ReplicaSetController:
     """One level-triggered pass over every ReplicaSet: claim pods, create or delete, write status."""
 
-    def __init__(self, store: Store, events: EventRecorder, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        store: Store,
+        events: EventRecorder,
+        clock: Callable[[], datetime] = utcnow,
+        before_delete: Callable[[Obj], None] | None = None,
+    ) -> None:
         self.store = store
         self.events = events
         self.clock = clock
+        # pods.py's stop_pod: the pod counts as terminating before it leaves the API, so a Recreate
+        # rollout never sees a gap in which neither the object nor its containers are accounted for.
+        self.before_delete = before_delete
 
     def sync_all(self) -> None:
         rss, _ = self.store.list(REPLICASETS)
@@ -270,6 +279,8 @@ class ReplicaSetController:
                 failure = self._create_pods(rs, min(-diff, BURST_REPLICAS))
             elif diff > 0:
                 for pod in pods_to_delete(active_pods, diff):
+                    if self.before_delete is not None:
+                        self.before_delete(pod)
                     self.store.delete(PODS, ns_of(pod), name_of(pod))
                     self.events.record(
                         rs, "Normal", "SuccessfulDelete", f"Deleted pod: {name_of(pod)}", component=COMPONENT
