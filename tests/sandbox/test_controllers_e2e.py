@@ -467,6 +467,21 @@ def test_claim_outlives_its_pod(cluster: Harness, busybox: str, ns: str) -> None
     assert claim["spec"]["storageClassName"] == "standard-rwo"
     pv = cluster.store.get(PVS, None, claim["spec"]["volumeName"])
     assert pv is not None and pv["spec"]["claimRef"]["name"] == "data"
+    labels = [f"io.kubernetes.pod.namespace={ns}", "io.kubernetes.docker.type=container"]
+
+    def most_running_until(done: Callable[[], bool]) -> int:
+        """The most app containers of the namespace seen running at once until ``done``."""
+        most = 0
+        deadline = time.monotonic() + 40
+        while not done():
+            running = cluster.engine.api.containers(filters={"label": labels, "status": "running"})
+            most = max(most, len(running))
+            assert time.monotonic() < deadline, "timed out"
+            time.sleep(0.05)
+        return most
+
+    # The pod's `sleep` ignores SIGTERM, so each old container lives for its whole grace period: its
+    # replacement must still never run beside it on the claim.
     (first,) = cluster.pods(ns)
     cluster.store.delete(PODS, ns, first["metadata"]["name"])
 
@@ -474,26 +489,15 @@ def test_claim_outlives_its_pod(cluster: Harness, busybox: str, ns: str) -> None
         pods = [p for p in cluster.pods(ns) if p["metadata"]["name"] != first["metadata"]["name"]]
         return pods[0] if pods and is_ready(pods[0]) else None
 
-    second = cluster.wait(replaced, "a replacement pod", 30)
+    assert most_running_until(lambda: replaced() is not None) == 1
+    second = replaced()
+    assert second is not None
     container_id = container_status(second)["containerID"].removeprefix("docker://")
     exec_id = cluster.engine.api.exec_create(container_id, ["cat", "/data/row"])
     assert cluster.engine.api.exec_start(exec_id).decode().strip() == first["metadata"]["name"]
 
-    # Recreate: the new pod's container starts only once the old one is gone (its `sleep` ignores SIGTERM,
-    # so it lives for the whole grace period), never two writers on the claim at once.
-    d = cluster.deployment(ns, "db")
-    d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 2
-    cluster.store.update(DEPLOYMENTS, d, manager="test")
-    cluster.wait(lambda: cluster.rolled_out(ns, "db"), "the grace-period change", 40)
+    # Recreate: the new ReplicaSet's pod starts only once the old pod's container is gone.
     d = cluster.deployment(ns, "db")
     d["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "V", "value": "2"})
     cluster.store.update(DEPLOYMENTS, d, manager="test")
-    labels = [f"io.kubernetes.pod.namespace={ns}", "io.kubernetes.docker.type=container"]
-    most = 0
-    deadline = time.monotonic() + 40
-    while not (cluster.rolled_out(ns, "db") and len(cluster.pods(ns)) == 1):
-        running = cluster.engine.api.containers(filters={"label": labels, "status": "running"})
-        most = max(most, len(running))
-        assert time.monotonic() < deadline, "the Recreate rollout took too long"
-        time.sleep(0.05)
-    assert most == 1
+    assert most_running_until(lambda: cluster.rolled_out(ns, "db") and len(cluster.pods(ns)) == 1) == 1

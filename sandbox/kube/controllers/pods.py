@@ -16,7 +16,9 @@ One pass (:meth:`PodController.sync_all`) over every Pod:
 
 The sandbox's store removes a Pod at once on DELETE (there is no graceful deletion in the API), so a
 deleted pod's containers are stopped after the object is gone rather than before; ``kubectl get pods``
-therefore never shows ``Terminating``. Everything else about the pod is as the kubelet reports it.
+therefore never shows ``Terminating``. A pod whose claim is still mounted by a pod being stopped waits
+until that one's containers are gone (:func:`claims_of` says why). Everything else about the pod is as the
+kubelet reports it.
 
 Neighbours: ``replicaset.py`` creates and deletes the pods; ``services.py`` reads their IPs and readiness.
 """
@@ -91,6 +93,21 @@ def grace_seconds(pod: Obj) -> int:
     return 30 if value is None else int(value)
 
 
+def claims_of(pod: Obj) -> set[str]:
+    """The claims a pod mounts.
+
+    A pod's containers start only once no pod being stopped mounts one of its claims. A real node would
+    start them at once (ReadWriteOnce is per node), but here two PostgreSQL servers on one data folder in
+    separate PID namespaces cannot see each other's lock, so the replacement of a deleted database pod
+    waits for the old server to exit.
+    """
+    return {
+        str(v["persistentVolumeClaim"].get("claimName"))
+        for v in (pod.get("spec") or {}).get("volumes") or []
+        if v.get("persistentVolumeClaim")
+    }
+
+
 def merge_status(kubelet_status: Obj, stored: Obj) -> Obj:
     """The kubelet's status, keeping the scheduler's ``PodScheduled`` condition (and its transition time)."""
     status = deepcopy(kubelet_status)
@@ -123,8 +140,8 @@ class PodController:
         self._lock = threading.Lock()
         # Pods handed to the kubelet (key -> last object seen), so one that vanishes is stopped.
         self._running: dict[Key, Obj] = {}
-        # Pods whose containers are being stopped: key -> owner uid ("" for none).
-        self._killing: dict[Key, str] = {}
+        # Pods whose containers are being stopped: key -> the pod as last seen.
+        self._killing: dict[Key, Obj] = {}
         self._kill_threads: list[threading.Thread] = []
         # Pod uid -> (last scheduling attempt, attempts so far, changes seen at that attempt).
         self._last_attempt: dict[str, tuple[datetime, int, int]] = {}
@@ -137,7 +154,8 @@ class PodController:
         """Owner uid -> pods whose containers are still stopping."""
         with self._lock:
             out: dict[str, int] = {}
-            for owner in self._killing.values():
+            for pod in self._killing.values():
+                owner = str((controller_of(pod) or {}).get("uid") or "")
                 if owner:
                     out[owner] = out.get(owner, 0) + 1
             return out
@@ -260,6 +278,8 @@ class PodController:
         with self._lock:
             if key in self._killing:
                 return  # being stopped: syncing it now would start its containers again
+            if key not in self._running and self._claims_in_use(pod):
+                return  # waits for the claim; see claims_of
             previous = self._running.get(key)
             if previous is not None and uid_of(previous) != uid_of(pod):
                 # Same name, new pod (a StatefulSet-like recreate): the old one's events are done with.
@@ -293,6 +313,13 @@ class PodController:
                 when=parse_time(event.get("time")),
             )
 
+    def _claims_in_use(self, pod: Obj) -> bool:
+        """Whether a pod being stopped still mounts one of ``pod``'s claims (caller holds the lock)."""
+        mine = claims_of(pod)
+        return bool(mine) and any(
+            ns_of(other) == ns_of(pod) and claims_of(other) & mine for other in self._killing.values()
+        )
+
     # --- stopping ---
 
     def stop_pod(self, pod: Obj) -> None:
@@ -300,11 +327,10 @@ class PodController:
         self._kill((ns_of(pod), name_of(pod)), pod, remove=False)
 
     def _kill(self, key: Key, pod: Obj, *, remove: bool) -> None:
-        owner = str((controller_of(pod) or {}).get("uid") or "")
         with self._lock:
             if key in self._killing:
                 return
-            self._killing[key] = owner
+            self._killing[key] = pod
             self._running.pop(key, None)
         thread = threading.Thread(
             target=self._kill_worker, args=(key, pod, remove), daemon=True, name=f"kill-{key[0]}/{key[1]}"
