@@ -644,11 +644,9 @@ class ApiServer:
     async def start(self) -> None:
         app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=[self._middleware])
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.host, self.port, ssl_context=self.ssl_context, shutdown_timeout=1.0
-        )
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         log.info("API server of %s on %s", self.cluster, self.url)
 
@@ -1354,10 +1352,10 @@ class ApiServer:
                 subresource=t.subresource,
             )
         except ssa.ApplyConflict as e:
-            raise Conflict(
-                e.message(),
-                details={"name": t.name, "group": t.info.group, "kind": t.info.plural, "causes": e.causes()},
-            ) from e
+            details: dict[str, Any] = {"name": t.name, "kind": t.info.plural, "causes": e.causes()}
+            if t.info.group:
+                details["group"] = t.info.group
+            raise Conflict(e.message(), details=details) from e
         except ssa.PatchError as e:
             raise BadRequest(
                 f"failed to create typed patch object ({t.namespace + '/' if t.namespace else ''}{t.name}; "

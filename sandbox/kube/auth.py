@@ -27,6 +27,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import math
 import os
 import secrets
 import time
@@ -34,9 +35,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+if TYPE_CHECKING:  # aiohttp is imported by the server only: the exec plugin starts faster without it.
+    from aiohttp import web
 
 ADC_FILE = "application_default_credentials.json"
 SUBJECT_TOKEN_FILE = "federated-subject-token"
@@ -93,7 +95,7 @@ class TokenIssuer:
 
     def issue(self, now: float | None = None) -> tuple[str, int]:
         """A new access token and its lifetime in seconds."""
-        expiry = int((now if now is not None else time.time()) + self.lifetime_seconds)
+        expiry = math.ceil((now if now is not None else time.time()) + self.lifetime_seconds)
         payload = _b64(f"{expiry}.{secrets.token_hex(8)}".encode())
         mac = _b64(hmac.new(self._key, payload.encode(), hashlib.sha256).digest())
         return f"{TOKEN_PREFIX}{payload}.{mac}", self.lifetime_seconds
@@ -130,6 +132,8 @@ class TokenIssuer:
 
     async def handle_token(self, request: web.Request) -> web.Response:
         """``POST /token``: Google's OAuth 2.0 / STS token endpoint (see the module docstring)."""
+        from aiohttp import web
+
         if request.content_type == "application/json":
             form: dict[str, str] = {str(k): str(v) for k, v in (await request.json()).items()}
         else:
@@ -174,6 +178,8 @@ class TokenIssuer:
 
 
 def _oauth_error(status: int, error: str, description: str) -> web.Response:
+    from aiohttp import web
+
     return web.json_response({"error": error, "error_description": description}, status=status)
 
 

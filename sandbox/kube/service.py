@@ -296,9 +296,9 @@ class KubeService:
         app = web.Application()
         app.router.add_post("/token", self.tokens.handle_token)
         app.router.add_routes(api.routes())
-        self._gke_runner = web.AppRunner(app, access_log=None)
+        self._gke_runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._gke_runner.setup()
-        site = web.TCPSite(self._gke_runner, "127.0.0.1", self.settings.gke_port, shutdown_timeout=1.0)
+        site = web.TCPSite(self._gke_runner, "127.0.0.1", self.settings.gke_port)
         await site.start()
 
     async def stop(self) -> None:
