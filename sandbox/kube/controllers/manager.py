@@ -165,7 +165,8 @@ class ControllerManager:
         if self._subscription is not None:
             self._subscription.close()
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self.pods.wait_for_kills, 35.0)
+        # Pods being stopped get a moment to finish; whatever is left, kubelet.cleanup() removes.
+        await loop.run_in_executor(None, self.pods.wait_for_kills, 5.0)
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def describe(self) -> dict[str, object]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -358,7 +359,9 @@ class PodController:
                 self._killing.pop(key, None)
 
     def wait_for_kills(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` in all) for the pods being stopped."""
+        deadline = time.monotonic() + timeout
         with self._lock:
             threads = list(self._kill_threads)
         for t in threads:
-            t.join(timeout)
+            t.join(max(0.0, deadline - time.monotonic()))
