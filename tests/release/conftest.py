@@ -153,7 +153,7 @@ def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
             "SANDBOX_GKE_PORT": str(free_port()),
             "SANDBOX_INGRESS_PORT": str(free_port()),
             # Short, so that refreshing during a rollout is exercised for real.
-            "SANDBOX_TOKEN_LIFETIME": os.environ.get("RELEASE_TEST_TOKEN_LIFETIME", "8"),
+            "SANDBOX_TOKEN_LIFETIME": os.environ.get("RELEASE_TEST_TOKEN_LIFETIME", "6"),
         }
     )
     ready = control.up(home, ROOT)
