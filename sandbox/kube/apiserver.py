@@ -62,6 +62,7 @@ SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/16")
 NODE_PORTS = range(30000, 32768)
 BOOKMARK_SECONDS = 30.0
 PATCH_ATTEMPTS = 5
+LOG_POLL_SECONDS = 1.0
 
 PodLogs = Callable[[str, str, str, int, bool], str]  # (namespace, pod, container, tail, previous) -> text
 Authenticate = Callable[[str], bool]
@@ -468,6 +469,21 @@ def _table_spec(info: ResourceInfo) -> tuple[list[Column], Callable[[dict[str, A
             _col("Kernel-Version", 1),
             _col("Container-Runtime", 1),
         ], node
+    if kind == "Endpoints":
+
+        def endpoints(o: dict[str, Any]) -> list[Any]:
+            addresses = [
+                f"{a.get('ip')}:{p.get('port')}"
+                for subset in o.get("subsets") or []
+                for a in subset.get("addresses") or []
+                for p in subset.get("ports") or [{}]
+            ]
+            shown = ",".join(addresses[:3]) + (
+                f" + {len(addresses) - 3} more..." if len(addresses) > 3 else ""
+            )
+            return [name(o), shown or "<none>", created(o)]
+
+        return [_col("Name", fmt="name"), _col("Endpoints"), age], endpoints
     if kind == "ConfigMap":
         return [_col("Name", fmt="name"), _col("Data", type_="integer"), age], lambda o: [
             name(o),
@@ -804,7 +820,7 @@ class ApiServer:
         if t.subresource == "log":
             if method != "GET":
                 raise MethodNotAllowed("the server does not allow this method on the requested resource")
-            return await self._log(t, q)
+            return await self._log(request, t, q)
         if t.subresource == "scale":
             return await self._scale(request, t)
         if t.name is None:
@@ -1513,7 +1529,7 @@ class ApiServer:
         )
         return _json_response(_to_scale(updated))
 
-    async def _log(self, t: Target, q: Any) -> web.Response:
+    async def _log(self, request: web.Request, t: Target, q: Any) -> web.StreamResponse:
         assert t.name is not None and t.namespace is not None
         pod = self.store.get(t.gvr, t.namespace, t.name)
         if pod is None:
@@ -1551,7 +1567,47 @@ class ApiServer:
             raise
         except Exception as e:
             raise BadRequest(str(e) or f'container "{container}" in pod "{t.name}" is not available') from e
-        return web.Response(text=text, content_type="text/plain")
+        if not _truthy(q.get("follow")):
+            return web.Response(text=text, content_type="text/plain")
+        return await self._follow(request, t, str(container), text)
+
+    async def _follow(self, request: web.Request, t: Target, container: str, text: str) -> web.StreamResponse:
+        """``kubectl logs -f``: what the container writes from now on, until the pod goes or the client."""
+        assert t.name is not None and t.namespace is not None and self.pod_logs is not None
+        response = web.StreamResponse(status=200)
+        response.content_type = "text/plain"
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        if task is not None:
+            self._watches.add(task)
+        try:
+            await response.write(text.encode())
+            seen = await loop.run_in_executor(None, self.pod_logs, t.namespace, t.name, container, -1, False)
+            while not self._closing.is_set():
+                await asyncio.sleep(LOG_POLL_SECONDS)
+                if self.store.get(t.gvr, t.namespace, t.name) is None:
+                    break
+                try:
+                    now = await loop.run_in_executor(
+                        None, self.pod_logs, t.namespace, t.name, container, -1, False
+                    )
+                except Exception:
+                    break  # the container went (restarted or removed): kubectl ends as with a real kubelet
+                if now.startswith(seen) and len(now) > len(seen):
+                    await response.write(now[len(seen) :].encode())
+                seen = now
+            await response.write_eof()
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        except Exception as e:
+            if "closing" not in str(e).lower() and "reset" not in str(e).lower():
+                log.exception("following the log of %s/%s failed", t.namespace, t.name)
+        finally:
+            if task is not None:
+                self._watches.discard(task)
+        return response
 
 
 def _patch_rv(patch: dict[str, Any]) -> str | None:

@@ -13,7 +13,7 @@ its workloads: a kubelet (``kubelet.py``), the controllers (``controllers/``) an
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import concurrent.futures
 import datetime as dt
 import logging
 from pathlib import Path
@@ -160,6 +160,11 @@ def static_node(cluster: str, node_ip: str) -> dict[str, Any]:
     }
 
 
+def _log_failure(future: concurrent.futures.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("updating the proxies failed", exc_info=future.exception())
+
+
 class _Cluster:
     """One cluster's parts, for stopping them in order."""
 
@@ -237,9 +242,10 @@ class KubeService:
         """Kubelet, controllers and proxies of one cluster (the other helpers' modules)."""
         import docker
 
-        from .controllers import ControllerManager
+        from .controllers import ControllerManager, Routes
         from .controllers.node import default_node
         from .kubelet import Kubelet
+        from .proxy import Proxies
 
         cluster = parts.settings
         registry = f"127.0.0.1:{self.settings.registry_port}"
@@ -250,24 +256,23 @@ class KubeService:
             cluster.node_ip,
             docker.from_env(),
             {registry: auth, f"localhost:{self.settings.registry_port}": auth},
-            self.kube_dir / cluster.name,
+            Path(self.home.path),
         )
         parts.kubelet = kubelet
         parts.server.pod_logs = lambda ns, name, container, tail, previous: kubelet.pod_logs(
             ns, name, container, tail, previous=previous
         )
-        on_routes = None
-        with contextlib.suppress(ImportError):
-            from . import proxy
+        assert self.ca is not None
+        proxies = Proxies(cluster.name, cluster.node_ip, self.ca, ingress_port=self.settings.ingress_port)
+        await proxies.start()
+        parts.proxies = proxies
+        loop = asyncio.get_running_loop()
 
-            factory = getattr(proxy, "Proxies", None)
-            if factory is not None:
-                assert self.ca is not None
-                parts.proxies = factory(
-                    cluster.name, cluster.node_ip, self.ca, ingress_port=self.settings.ingress_port
-                )
-                await parts.proxies.start()
-                on_routes = parts.proxies.sync
+        def on_routes(routes: Routes) -> None:
+            """Called by the service controller from a worker thread; the proxies live on the loop."""
+            future = asyncio.run_coroutine_threadsafe(proxies.sync(routes), loop)
+            future.add_done_callback(_log_failure)
+
         manager = ControllerManager(
             cluster.name,
             parts.store,
