@@ -316,7 +316,8 @@ class WatchStream:
         return [WatchEvent("MODIFIED", item) for item in items]
 
     def _run(self) -> Iterator[WatchEvent]:
-        failures = 0
+        failures = 0  # consecutive failed opens or broken streams
+        auth_failures = 0  # 401s since the last event: a fresh token did not help twice -> give up
         if self._rv is None:
             # No starting point: the current state first, as ADDED events, then changes from there.
             for event in self._relist():
@@ -329,8 +330,8 @@ class WatchStream:
             try:
                 response = self._kube._open_watch(self._resource, self._params, self._rv, window)
             except KubeAuthError:
-                failures += 1
-                if failures > 2:
+                auth_failures += 1
+                if auth_failures > 2:
                     raise
                 self._kube._reauthenticate()
                 continue
@@ -343,8 +344,12 @@ class WatchStream:
                     raise
                 self._stopped.wait(min(0.5 * 2**failures, 5.0))
                 continue
+            failures = 0
             with self._lock:
                 self._response = response
+            if self._stopped.is_set():  # stopped while opening: stop() could not see this response
+                response.release_conn()
+                return
             try:
                 for line in _lines(response):
                     if self._stopped.is_set():
@@ -361,6 +366,12 @@ class WatchStream:
                             yield from self._relist()
                             break
                         if code == 401:
+                            auth_failures += 1
+                            if auth_failures > 2:
+                                raise KubeAuthError(
+                                    f"{self._doing}: the API server refused our credentials (401)",
+                                    self._kube.auth_hint,
+                                )
                             self._kube._reauthenticate()
                             break
                         raise KubeError(
@@ -369,7 +380,7 @@ class WatchStream:
                     rv = (obj.get("metadata") or {}).get("resourceVersion")
                     if rv:
                         self._rv = rv
-                    failures = 0
+                    auth_failures = 0
                     if kind == "BOOKMARK":
                         continue
                     yield WatchEvent(str(kind), obj)
@@ -408,8 +419,10 @@ class Kube:
         self.access = access
         self.description = access.description
         self.request_timeout = request_timeout
-        self._tmp = tempfile.mkdtemp(prefix="campus-pipeline-kube-")
         self._api = self._make_client()
+        # Discovery's cache, per client: a shared one (the library's default, keyed by host) could be
+        # stale for another cluster at the same address (two sandboxes, a recreated cluster).
+        self._tmp = tempfile.mkdtemp(prefix="campus-pipeline-kube-")
         self.server: str = self._api.configuration.host
         self._dyn: Any = None
         self._resources: dict[tuple[str, str], Resource] = {}
@@ -869,14 +882,18 @@ class Kube:
         return mine[-limit:]
 
 
-def _event_time(event: Mapping[str, Any]) -> str:
-    return str(
+def _event_time(event: Mapping[str, Any]) -> tuple[str, int]:
+    when = str(
         event.get("lastTimestamp")
         or event.get("eventTime")
         or event.get("firstTimestamp")
         or (event.get("metadata") or {}).get("creationTimestamp")
         or ""
     )
+    # Timestamps have one-second resolution; within a second, the (in practice numeric) resourceVersion
+    # keeps the order in which they were written.
+    rv = str((event.get("metadata") or {}).get("resourceVersion", ""))
+    return when[:19], int(rv) if rv.isdigit() else 0
 
 
 def _secret_values(obj: Mapping[str, Any]) -> list[str]:
