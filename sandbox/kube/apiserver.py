@@ -40,6 +40,7 @@ from .store import (
     ApiError,
     BadRequest,
     Conflict,
+    Forbidden,
     Gone,
     MethodNotAllowed,
     NotAcceptable,
@@ -1126,8 +1127,25 @@ class ApiServer:
         info = discovery.info_for(gvr)
         meta = obj["metadata"]
         namespace = meta.get("namespace")
-        if info.namespaced and old is None and self.store.get(NAMESPACES, None, str(namespace)) is None:
-            raise not_found(NAMESPACES, str(namespace))
+        if info.namespaced and old is None:
+            if self.store.get(NAMESPACES, None, str(namespace)) is None:
+                raise not_found(NAMESPACES, str(namespace))
+            if self.store.terminating(str(namespace)):
+                raise Forbidden(
+                    f'{info.qualified} "{meta.get("name") or meta.get("generateName") or ""}" is forbidden: '
+                    f"unable to create new content in namespace {namespace} because it is being terminated",
+                    details={
+                        "name": meta.get("name", ""),
+                        "kind": info.plural,
+                        "causes": [
+                            {
+                                "reason": "NamespaceTerminating",
+                                "field": "metadata.namespace",
+                                "message": f"namespace {namespace} is being terminated",
+                            }
+                        ],
+                    },
+                )
         if old is None:
             openapi.initial_status(gvr, obj)
         openapi.apply_defaults(gvr, obj)

@@ -80,6 +80,8 @@ STORAGECLASSES: GVR = ("storage.k8s.io", "v1", "storageclasses")
 # How many changes a watch may lag behind and still resume (kube-apiserver's watch cache holds ~100/type).
 HISTORY = 4000
 SAVE_DELAY_SECONDS = 0.3
+# How soon a deleted namespace's content goes (the namespace controller is about as quick when it is idle).
+NAMESPACE_CLEANUP_SECONDS = 0.5
 
 
 # ---- errors: each becomes a Status object on the wire --------------------------------------------------
@@ -386,6 +388,8 @@ class Store:
         self._subs: list[Subscription] = []
         self._state_file = state_dir / "objects.json" if state_dir else None
         self._timer: threading.Timer | None = None
+        self._cleanups: list[threading.Timer] = []
+        self._closed = False
         self._dirty = False
         if self._state_file is not None:
             self._load()
@@ -589,8 +593,8 @@ class Store:
 
         An object with finalizers is only marked (``deletionTimestamp``) and goes when the last finalizer
         is removed. Dependents (objects whose ownerReferences name its uid) are deleted after it
-        (Background), before it (Foreground) or released (Orphan). Deleting a Namespace deletes what
-        it contains.
+        (Background), before it (Foreground) or released (Orphan). A Namespace turns Terminating and
+        goes, with what it contains, about :data:`NAMESPACE_CLEANUP_SECONDS` later.
         """
         with self._lock:
             key = (namespace or "", name)
@@ -603,6 +607,8 @@ class Store:
                 raise conflict(gvr, name)
             if dry_run:
                 return copy.deepcopy(old)
+            if gvr == NAMESPACES:
+                return self._terminate_namespace(key, old)
             if old["metadata"].get("finalizers"):
                 if old["metadata"].get("deletionTimestamp"):
                     return copy.deepcopy(old)
@@ -624,11 +630,48 @@ class Store:
             else:
                 self._remove(gvr, key, old)
                 self._delete_dependents(owner_uid, "Background")
-            if gvr == NAMESPACES:
-                for other, objs in list(self._objects.items()):
-                    for okey in [k for k in objs if k[0] == name]:
-                        self.delete(other, okey[0], okey[1], propagation="Background")
             return copy.deepcopy(old)
+
+    def _terminate_namespace(self, key: Key, old: dict[str, Any]) -> dict[str, Any]:
+        """Mark the namespace Terminating; its content and then itself go shortly after, as the namespace
+        controller does (deletes of objects inside still succeed meanwhile; creates are refused)."""
+        if old["metadata"].get("deletionTimestamp"):
+            return copy.deepcopy(old)
+        marked = copy.deepcopy(old)
+        marked["metadata"]["deletionTimestamp"] = now_rfc3339()
+        marked["metadata"]["deletionGracePeriodSeconds"] = 0
+        marked.setdefault("status", {})["phase"] = "Terminating"
+        self._rv += 1
+        marked["metadata"]["resourceVersion"] = str(self._rv)
+        self._objects[NAMESPACES][key] = marked
+        self._emit("MODIFIED", NAMESPACES, marked)
+        self._schedule_namespace_cleanup(key[1])
+        return copy.deepcopy(marked)
+
+    def _schedule_namespace_cleanup(self, name: str) -> None:
+        timer = threading.Timer(NAMESPACE_CLEANUP_SECONDS, self._finish_namespace, args=(name,))
+        timer.daemon = True
+        self._cleanups.append(timer)
+        timer.start()
+
+    def _finish_namespace(self, name: str) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            for other, objs in list(self._objects.items()):
+                if other == NAMESPACES:
+                    continue
+                for okey in [k for k in objs if k[0] == name]:
+                    self.delete(other, okey[0], okey[1], propagation="Background")
+            current = self._objects.get(NAMESPACES, {}).get(("", name))
+            if current is not None and current["metadata"].get("deletionTimestamp"):
+                self._remove(NAMESPACES, ("", name), current)
+
+    def terminating(self, namespace: str) -> bool:
+        """True while a namespace is being deleted (kube-apiserver then refuses new objects in it)."""
+        with self._lock:
+            ns = self._objects.get(NAMESPACES, {}).get(("", namespace))
+            return bool(ns and ns["metadata"].get("deletionTimestamp"))
 
     def _dependents(self, owner_uid: str | None) -> Dependents:
         if not owner_uid:
@@ -718,6 +761,9 @@ class Store:
             meta = obj["metadata"]
             key = (meta.get("namespace", ""), meta["name"])
             self._objects.setdefault((gvr[0], gvr[1], gvr[2]), {})[key] = obj
+        for (_, name), ns in self._objects.get(NAMESPACES, {}).items():
+            if ns["metadata"].get("deletionTimestamp"):
+                self._schedule_namespace_cleanup(name)
 
     def _snapshot(self) -> str:
         with self._lock:
@@ -757,9 +803,13 @@ class Store:
     def close(self) -> None:
         """Cancel the pending write, write the state, and end every subscription."""
         with self._lock:
+            self._closed = True
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+            for timer in self._cleanups:
+                timer.cancel()
+            self._cleanups = []
             subs, self._subs = self._subs, []
         for sub in subs:
             sub.closed = True

@@ -139,7 +139,12 @@ def test_client_side_apply_and_imperative_commands(kube: RunningKube) -> None:
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/web:2.0"
     assert dep["metadata"]["generation"] == 3
     assert "kubectl.kubernetes.io/restartedAt" in dep["spec"]["template"]["metadata"]["annotations"]
-    kube.kubectl("delete", "-f", "-", input=manifest, check=False)
+    # The namespace comes first in the file: as on a real cluster it turns Terminating, and the objects
+    # after it are still there to be deleted.
+    deleted = kube.kubectl("delete", "-f", "-", input=manifest).stdout
+    assert 'namespace "kubectl-csa" deleted' in deleted and 'deployment.apps "web" deleted' in deleted
+    created = kube.kubectl("-n", "kubectl-csa", "create", "configmap", "late", check=False)
+    assert created.returncode != 0
 
 
 def test_errors_are_the_api_server_s(kube: RunningKube) -> None:

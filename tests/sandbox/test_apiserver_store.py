@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +177,15 @@ def test_deleting_a_namespace_deletes_its_objects() -> None:
     store.create(NAMESPACES, {"metadata": {"name": "app"}}, manager="t")
     store.create(CONFIGMAPS, {"metadata": {"name": "c", "namespace": "app"}}, manager="t")
     store.create(CONFIGMAPS, {"metadata": {"name": "c", "namespace": "other"}}, manager="t")
-    store.delete(NAMESPACES, None, "app")
+    marked = store.delete(NAMESPACES, None, "app")
+    assert marked is not None and marked["status"]["phase"] == "Terminating" and store.terminating("app")
+    # Deleting what it holds still works meanwhile (kubectl delete -f of a file that starts with it).
+    store.create(CONFIGMAPS, {"metadata": {"name": "d", "namespace": "app"}}, manager="t")
+    assert store.delete(CONFIGMAPS, "app", "d") is not None
+    deadline = time.monotonic() + 5
+    while store.get(NAMESPACES, None, "app") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.get(NAMESPACES, None, "app") is None
     assert store.get(CONFIGMAPS, "app", "c") is None
     assert store.get(CONFIGMAPS, "other", "c") is not None
 
