@@ -333,8 +333,15 @@ def test_crashing_container_goes_into_crash_loop_back_off(cluster: Harness, busy
     assert backoff[0]["type"] == "Warning" and backoff[0]["message"].startswith(
         "Back-off restarting failed container"
     )
-    d = cluster.deployment(ns, "crash")
-    assert get_condition(d["status"]["conditions"], "Available")["status"] == "False"  # type: ignore[index]
+
+    # Between crashes the container runs and, without a readiness probe, counts as Ready for a moment;
+    # the Deployment's counts follow one pass later, so wait for them rather than read them once.
+    def unavailable() -> dict[str, Any] | None:
+        d = cluster.deployment(ns, "crash")
+        cond = get_condition((d.get("status") or {}).get("conditions"), "Available")
+        return d if cond and cond["status"] == "False" else None
+
+    d = cluster.wait(unavailable, "Available=False")
     assert not kubectl_rollout_status(d)[0]
 
 

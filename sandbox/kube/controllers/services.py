@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .objects import (
     ENDPOINTS,
@@ -40,6 +40,7 @@ from .objects import (
 )
 
 if TYPE_CHECKING:
+    from ..proxy import IngressTable
     from ..store import Store
 
 log = logging.getLogger("sandbox.kube.controllers.services")
@@ -53,7 +54,7 @@ class Routes:
     ``IngressProxy.sync``. Both list ready endpoints only."""
 
     node_ports: dict[tuple[str, int], list[tuple[str, int]]] = field(default_factory=dict)
-    ingress: Any = None
+    ingress: IngressTable | None = None
 
 
 def pod_is_ready(pod: Obj) -> bool:
