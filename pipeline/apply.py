@@ -208,7 +208,8 @@ class ObjectDiff:
     kind: str
     namespace: str
     name: str
-    # "create", "change", "unchanged", "delete" (pruned) or "keep" (would prune, kept).
+    # "create", "change", "unchanged", "delete" (pruned), "keep" (would prune, kept) or "unknown" (a
+    # Secret whose variables are not set where the plan runs).
     action: str
     # A unified diff of the live object against the server's dry-run result (Secret values redacted).
     diff: str = ""
@@ -364,6 +365,8 @@ class _Plan:
     parent_name: str
     set_id: str
     objects: list[Obj] = field(default_factory=list)
+    # Members we cannot send (a Secret whose variables are not set, in a plan) but must not prune either.
+    reserved: dict[tuple[str, str, str], str] = field(default_factory=dict)
 
 
 def _plan(
@@ -372,6 +375,8 @@ def _plan(
     environ: Mapping[str, str] | None,
     inventory: str,
     namespace: str | None,
+    *,
+    lenient_secret: bool = False,
 ) -> _Plan:
     if not inventory or not inventory.replace("-", "").isalnum() or len(inventory) > 50:
         raise ApplyError(f"inventory name {inventory!r} is not a short DNS label", "Use the environment name")
@@ -381,7 +386,13 @@ def _plan(
     members = [o for o in objects if o.get("kind") and o.get("apiVersion")]
     if secret is not None:
         # Resolved before anything is sent: a missing variable stops the stage with nothing applied.
-        members.append(secret.build(os.environ if environ is None else environ, secret.namespace or ns))
+        secret_ns = secret.namespace or ns
+        try:
+            members.append(secret.build(os.environ if environ is None else environ, secret_ns))
+        except SecretEnvMissing as e:
+            if not lenient_secret:
+                raise
+            plan.reserved[("Secret", secret_ns, secret.name)] = str(e)
     seen: set[tuple[str, str, str]] = set()
     for obj in members:
         k = key(obj)
@@ -533,7 +544,7 @@ def _run(
     pruned: list[_Outcome] = []
     kept_kinds: set[str] = set()
     if prune:
-        current = {key(o) for o in plan.objects}
+        current = {key(o) for o in plan.objects} | set(plan.reserved)
         for live in _members(
             kube, plan, old_kinds | new_kinds, old_namespaces | new_namespaces | live_namespaces
         ):
@@ -651,9 +662,12 @@ def diff(
     """What applying ``objects`` would change: the server's dry-run result against each live object.
 
     Ignores what the server changes by itself (managedFields, resourceVersion, status, timestamps);
-    Secret values are never shown, only which keys were added, changed or removed.
+    Secret values are never shown, only which keys were added, changed or removed. Unlike :func:`apply`,
+    unset Secret variables do not fail a plan: the Secret is reported as "unknown".
     """
-    plan = _plan(objects, secret, environ, inventory, namespace)
+    # A plan may be asked for where the Secret's variables are not set (a laptop): the Secret is then
+    # shown as not compared, and kept out of prune, rather than failing the whole plan.
+    plan = _plan(objects, secret, environ, inventory, namespace, lenient_secret=True)
     with _opened(access) as kube:
         outcomes, pruned = _run(
             kube,
@@ -664,7 +678,10 @@ def diff(
             force_conflicts=True,
             progress=lambda _: None,
         )
-    diffs: list[ObjectDiff] = []
+    diffs = [
+        ObjectDiff(kind, ns, name, "unknown", note=f"not compared: {why}")
+        for (kind, ns, name), why in plan.reserved.items()
+    ]
     verbs = {
         "created": "create",
         "configured": "change",

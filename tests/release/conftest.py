@@ -9,6 +9,7 @@ fast tests exercise the real client libraries, not mocks. ``clusters`` starts th
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import threading
@@ -163,6 +164,21 @@ def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
         yield Clusters(dict(ready.get("env", {})), ready, home.path, settings.token_lifetime_seconds)
     finally:
         control.down(home)
+        _remove_test_images(ready.get("env", {}).get("PIPELINE_REGISTRY", ""))
+
+
+def _remove_test_images(registry: str) -> None:
+    """The kubelet pulled our test images into the local engine; they name a registry that is now gone."""
+    import docker
+
+    if not registry:
+        return
+    client = docker.from_env()
+    for image in client.images.list(filters={"reference": f"{registry}/release-test/*"}):
+        for tag in image.tags:
+            # Still used by a container the sandbox left behind? Its own tests report that.
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(tag, force=True)
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,12 @@ def test_staging_overlay_applies_then_reapplies_as_no_op(staging: gke.ClusterAcc
     shown = repr(list(diffs.values()))
     for value in (*ENVIRON.values(), changed_env["CAMPUS_ADMIN_PASS"]):
         assert value not in shown and base64.b64encode(value.encode()).decode() not in shown
+    # Where the variables are not set (a laptop), the plan still runs; the Secret is neither compared
+    # nor taken for an object to prune.
+    unset = {d.ref: d for d in apply.diff(staging, objects, secret=SECRET, environ={}, inventory="staging")}
+    assert unset["Secret campus/backend-core-secrets"].action == "unknown"
+    assert "CAMPUS_POSTGRES_PASSWORD" in unset["Secret campus/backend-core-secrets"].note
+    assert {d.action for d in unset.values()} == {"unchanged", "unknown"}
     # The dry runs changed nothing.
     assert not apply.apply(staging, objects, secret=SECRET, environ=ENVIRON, inventory="staging").changed
 
