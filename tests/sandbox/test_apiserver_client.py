@@ -137,6 +137,29 @@ def test_watch_from_an_expired_resource_version_is_gone(api: client.ApiClient, k
     assert caught.value.status == 410
 
 
+def test_a_watch_that_the_client_drops_releases_its_subscription(kube: RunningKube) -> None:
+    assert kube.service is not None
+    store = kube.service.clusters[0].store
+    before = len(store._subs)
+    token, _ = TokenIssuer(kube.home.kube_dir).issue()
+    with requests.get(
+        f"{kube.server()}/api/v1/namespaces/default/secrets?watch=1",
+        headers={"Authorization": f"Bearer {token}"},
+        verify=str(kube.home.kube_dir / "ca" / "ca.crt"),
+        stream=True,
+        timeout=10,
+    ) as response:
+        assert response.status_code == 200 and response.headers["Content-Type"] == "application/json"
+        deadline = time.monotonic() + 5
+        while len(store._subs) == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(store._subs) == before + 1
+    deadline = time.monotonic() + 5
+    while len(store._subs) > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(store._subs) == before
+
+
 def test_status_subresource_and_events_api(api: client.ApiClient, namespace: str) -> None:
     dyn = dynamic.DynamicClient(api)
     pods = dyn.resources.get(api_version="v1", kind="Pod")

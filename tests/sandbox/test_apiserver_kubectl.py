@@ -67,6 +67,7 @@ def test_version_and_discovery(kube: RunningKube) -> None:
         "events.events.k8s.io",
     ):
         assert name in resources
+    assert "Number of desired pods" in kube.kubectl("explain", "deployment.spec.replicas").stdout
     nodes = kube.kubectl("get", "nodes", "-o", "wide").stdout
     assert "Ready" in nodes and "127.0.0.12" in nodes
     assert "127.0.0.13" in kube.kubectl("get", "nodes", "-o", "wide", context="prod").stdout
