@@ -203,6 +203,11 @@ def event_from_core(obj: dict[str, Any]) -> dict[str, Any]:
     for new, old in _EVENT_FIELDS:
         if old in out:
             out[new] = out.pop(old)
+    if not out.get("eventTime"):
+        # events.k8s.io/v1 requires eventTime; events recorded the core/v1 way only have timestamps.
+        stamp = out.get("deprecatedFirstTimestamp") or out.get("metadata", {}).get("creationTimestamp")
+        if isinstance(stamp, str) and stamp.endswith("Z"):
+            out["eventTime"] = stamp[:-1] + ".000000Z"
     out["apiVersion"], out["kind"] = "events.k8s.io/v1", "Event"
     return out
 

@@ -15,7 +15,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import datetime as dt
+import hashlib
 import logging
+import platform
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -156,7 +159,7 @@ def static_node(cluster: str, node_ip: str) -> dict[str, Any]:
                     "lastTransitionTime": now,
                 }
             ],
-            "nodeInfo": {"kubeletVersion": GIT_VERSION, "osImage": "sandbox", "architecture": "amd64"},
+            "nodeInfo": node_info(cluster),
         },
     }
 
@@ -164,6 +167,25 @@ def static_node(cluster: str, node_ip: str) -> dict[str, Any]:
 def _log_failure(future: concurrent.futures.Future[None]) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.error("updating the proxies failed", exc_info=future.exception())
+
+
+def node_info(cluster: str, **known: str) -> dict[str, str]:
+    """``status.nodeInfo`` with every field the API marks required (typed clients refuse a Node without)."""
+    ident = hashlib.sha256(cluster.encode()).hexdigest()
+    info = {
+        "architecture": "amd64",
+        "bootID": str(uuid.UUID(ident[:32])),
+        "containerRuntimeVersion": "docker://sandbox",
+        "kernelVersion": platform.release(),
+        "kubeProxyVersion": GIT_VERSION,
+        "kubeletVersion": GIT_VERSION,
+        "machineID": ident[:32],
+        "operatingSystem": "linux",
+        "osImage": "sandbox",
+        "systemUUID": str(uuid.UUID(ident[32:64])),
+    }
+    info.update(known)
+    return info
 
 
 class _Cluster:
@@ -277,11 +299,14 @@ class KubeService:
             future = asyncio.run_coroutine_threadsafe(proxies.sync(routes), loop)
             future.add_done_callback(_log_failure)
 
+        node = default_node(node_name(cluster.name), cluster.node_ip, cluster=cluster.name)
+        status = node.setdefault("status", {})
+        status["nodeInfo"] = node_info(cluster.name, **status.get("nodeInfo", {}))
         manager = ControllerManager(
             cluster.name,
             parts.store,
             kubelet,
-            node=default_node(node_name(cluster.name), cluster.node_ip, cluster=cluster.name),
+            node=node,
             on_routes=on_routes,
         )
         await manager.start()
