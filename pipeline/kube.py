@@ -243,17 +243,29 @@ def _connection_error(e: BaseException, doing: str, server: str) -> KubeError:
 
     import urllib3
 
+    chain: list[BaseException] = []
     cause: BaseException | None = e
-    while cause is not None:
-        if isinstance(cause, ssl.SSLCertVerificationError | urllib3.exceptions.SSLError):
-            return KubeError(
-                f"{doing}: the TLS certificate of {server} could not be verified",
-                "Check the cluster CA (GKE: masterAuth.clusterCaCertificate; kubeconfig: "
-                "certificate-authority-data)",
-            )
-        cause = getattr(cause, "reason", None) or cause.__cause__
-        if cause is e:
-            break
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        # urllib3 nests the underlying error in `.reason` (MaxRetryError) or in its args (SSLError).
+        wrapped = [a for a in cause.args if isinstance(a, BaseException)]
+        reason = getattr(cause, "reason", None)
+        cause = (
+            (reason if isinstance(reason, BaseException) else None)
+            or cause.__cause__
+            or (wrapped[0] if wrapped else None)
+            or cause.__context__
+        )
+    if any(isinstance(c, ssl.SSLCertVerificationError) for c in chain):
+        return KubeError(
+            f"{doing}: the TLS certificate of {server} could not be verified",
+            "Check the cluster CA (GKE: masterAuth.clusterCaCertificate; kubeconfig: "
+            "certificate-authority-data)",
+        )
+    if any(isinstance(c, urllib3.exceptions.SSLError | ssl.SSLError) for c in chain):
+        return KubeError(
+            f"{doing}: the TLS handshake with {server} failed", "Check that the address is the API server's"
+        )
     return KubeUnreachable(
         f"{doing}: cannot reach the API server at {server} ({type(e).__name__})",
         "Check the network and the cluster endpoint, then try again",

@@ -90,3 +90,14 @@ def test_wrong_ca_is_named(staging: gke.ClusterAccess) -> None:
     with pytest.raises(kube.KubeError, match="could not be verified") as caught, kube.connect(wrong) as k:
         k.list_objects("v1", "Namespace")
     assert not isinstance(caught.value, TemporaryError)
+
+
+def test_an_address_that_is_not_an_api_server_is_named(
+    clusters: Clusters, staging: gke.ClusterAccess
+) -> None:
+    # The Container API stand-in speaks plain HTTP: a TLS client gets no handshake there.
+    plain = clusters.gke_endpoint.replace("http://", "https://")
+    wrong = gke.ClusterAccess("plain HTTP", plain, staging.ca_pem, staging.tokens)
+    with pytest.raises(kube.KubeError, match="TLS handshake") as caught, kube.connect(wrong) as k:
+        k.list_objects("v1", "Namespace")
+    assert not isinstance(caught.value, TemporaryError)
