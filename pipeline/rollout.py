@@ -515,7 +515,12 @@ class _Waiter:
                     index,
                     "pods",
                     self.kube.watch(
-                        "v1", "Pod", namespace=t.namespace, label_selector=selector, timeout=remaining
+                        "v1",
+                        "Pod",
+                        namespace=t.namespace,
+                        label_selector=selector,
+                        timeout=remaining,
+                        window=self.window,
                     ),
                 )
 
