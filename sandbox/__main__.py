@@ -23,7 +23,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from .kube.auth import exec_credential
 
-    json.dump(exec_credential(home), sys.stdout)
+    try:
+        credential = exec_credential(home)
+    except RuntimeError as e:
+        print(f"sandbox token: {e}", file=sys.stderr)
+        return 1
+    json.dump(credential, sys.stdout)
     return 0
 
 

@@ -44,6 +44,8 @@ class Settings:
     gcp_project: str = "sandbox"
     gcp_location: str = "local"
     clusters: tuple[ClusterSettings, ...] = ()
+    # What GitHub environment secrets hold in production: the values of the app's Secret, made up once.
+    app_secrets: dict[str, str] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -85,6 +87,10 @@ def default_settings(env: Mapping[str, str]) -> Settings:
         ingress_port=_port(env, "SANDBOX_INGRESS_PORT", 443),
         token_lifetime_seconds=_port(env, "SANDBOX_TOKEN_LIFETIME", 3600),
         clusters=clusters,
+        app_secrets={
+            "CAMPUS_POSTGRES_PASSWORD": secrets.token_urlsafe(18),
+            "CAMPUS_ADMIN_PASS": secrets.token_urlsafe(18),
+        },
     )
 
 

@@ -200,6 +200,14 @@ class _Cluster:
         self.proxies: Any = None
 
 
+def _ensure_postgres_image() -> None:
+    import docker
+
+    from .pgimage import ensure_image
+
+    ensure_image(docker.from_env())
+
+
 class KubeService:
     """The daemon service of the Kubernetes side (``async start/stop``, ``describe``).
 
@@ -225,6 +233,9 @@ class KubeService:
         self.ca = CertificateAuthority(self.kube_dir / "ca")
         self.tokens = TokenIssuer(self.kube_dir, self.settings.token_lifetime_seconds)
         self.tokens.write_adc(f"{self.gke_endpoint}/token")
+        if self.workloads and self.settings.clusters:
+            # No postgres image can be pulled: build the one the overlays pin, before any kubelet needs it.
+            await asyncio.get_running_loop().run_in_executor(None, _ensure_postgres_image)
         for cluster in self.settings.clusters:
             await self._start_cluster(cluster)
         await self._start_gke()
@@ -389,5 +400,10 @@ class KubeService:
                 "PIPELINE_GKE_ENDPOINT": self.gke_endpoint,
                 "SANDBOX_CA_CERT": str(self.ca.cert_path),
                 "GOOGLE_APPLICATION_CREDENTIALS": str(self.tokens.adc_path),
+                # The pipeline's smoke tests verify the Ingress with the sandbox CA on the sandbox's port.
+                "PIPELINE_INGRESS_CA_BUNDLE": str(self.ca.cert_path),
+                "PIPELINE_INGRESS_PORT": str(self.settings.ingress_port),
+                # Stand-ins for the GitHub environment secrets the pipeline builds the app's Secret from.
+                **self.settings.app_secrets,
             },
         }
