@@ -165,35 +165,173 @@ def validate(c: Context, path: list[str]) -> None:
     print(f"validate: {summary}")
 
 
-def _not_yet(name: str) -> None:
-    from pipeline.errors import NotYetAvailable
+def _github(report: Any) -> None:
+    """In GitHub Actions: the job summary, step outputs, and an annotation when it failed."""
+    from pipeline import report as fmt
+
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as f:
+            f.write(fmt.markdown(report))
+    if os.environ.get("GITHUB_OUTPUT"):
+        with open(os.environ["GITHUB_OUTPUT"], "a") as f:
+            f.writelines(f"{k}={v}\n" for k, v in fmt.outputs(report).items())
+    if os.environ.get("GITHUB_ACTIONS") == "true" and not report.ok:
+        print(fmt.annotation("error", f"{report.kind} {report.env} failed", report.reason or report.result))
+
+
+def _finish(report: Any, json_: bool) -> None:
+    """The stage table (stderr), the JSON result (stdout with --json), GitHub's outputs; exit 1 on failure."""
+    from rich.table import Table
+
+    from pipeline import report as fmt
+
+    console = _console()
+    table = Table(title=fmt.headline(report), title_justify="left", show_edge=False)
+    for column in ("stage", "status", "time", "detail"):
+        table.add_column(column, overflow="fold")
+    styles = {"ok": "green", "failed": "bold red", "skipped": "dim"}
+    for name, status, seconds, detail in fmt.stage_rows(report):
+        table.add_row(name, f"[{styles[status]}]{status}[/]", seconds, detail)
+    if report.diagnosis:
+        console.print(report.diagnosis, markup=False, highlight=False)
+    console.print(table)
+    for url in report.urls:
+        console.print(f"  reachable at {url}")
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    if json_:
+        print(json.dumps(report.to_dict(), default=str))
+    _github(report)
+    if not report.ok:
+        raise Exit(f"error: {report.kind} {report.env} {report.result}: {report.reason}", code=1)
+
+
+def _approver(settings: Any, env: str, approved_by: str | None) -> str | None:
+    if approved_by is None and settings.environment(env).protected:
+        return _confirm(env)
+    return approved_by
+
+
+@task(
+    help={
+        "env": "environment to release to (staging, prod)",
+        "image": "deploy this existing image (repository:tag[@digest]) instead of building from the source",
+        "approved-by": "approver's name; required for protected environments",
+        "force": "release a digest even though it failed in this environment before",
+        "json": "print the machine-readable result on stdout",
+    }
+)
+def release(
+    c: Context,
+    env: str = "staging",
+    image: str | None = None,
+    approved_by: str | None = None,
+    force: bool = False,
+    json_: bool = False,
+) -> None:
+    """Build, pin, apply, wait for the rollout and smoke-test one environment; roll back on failure."""
+    from pipeline import release as chain
 
     with _errors():
-        raise NotYetAvailable(f"`invoke {name}` is not yet available", "It lands with the release issue")
+        settings = _settings(c)
+        approver = _approver(settings, env, approved_by)
+        with _progress(f"releasing to {env}") as progress:
+            report = chain.release(
+                settings, env, image_ref=image, approved_by=approver, force=force, progress=progress
+            )
+    _finish(report, json_)
 
 
-@task(help={"env": "environment to release to", "image": "deploy this existing image instead of building"})
-def release(c: Context, env: str = "staging", image: str | None = None) -> None:
-    """Build, pin, apply, wait for the rollout and smoke-test one environment (not yet available)."""
-    _not_yet("release")
+@task(
+    help={
+        "env": "environment to promote to",
+        "from": "environment whose released digest is promoted",
+        "approved-by": "approver's name (CI: only from a job bound to a protected environment)",
+        "expect-digest": "refuse unless the source environment still pins this digest",
+        "json": "print the machine-readable result on stdout",
+    }
+)
+def promote(
+    c: Context,
+    env: str = "prod",
+    from_: str = "staging",
+    approved_by: str | None = None,
+    expect_digest: str | None = None,
+    json_: bool = False,
+) -> None:
+    """Deploy to prod the exact digest that passed staging, behind an approval."""
+    from pipeline import release as chain
+
+    with _errors():
+        settings = _settings(c)
+        approver = _approver(settings, env, approved_by)
+        with _progress(f"promoting {from_} to {env}") as progress:
+            report = chain.promote(
+                settings,
+                env,
+                from_env=from_,
+                approved_by=approver,
+                expect_digest=expect_digest,
+                progress=progress,
+            )
+    _finish(report, json_)
 
 
-@task(help={"env": "target environment", "from_": "source environment", "approved-by": "approver"})
-def promote(c: Context, env: str = "prod", from_: str = "staging", approved_by: str | None = None) -> None:
-    """Deploy to prod the exact digest that passed staging (not yet available)."""
-    _not_yet("promote")
+@task(
+    help={
+        "env": "environment to roll back",
+        "to": "release to go back to: a tag, a digest or an overlay commit (default: the previous good one)",
+        "approved-by": "approver's name; required for protected environments",
+        "json": "print the machine-readable result on stdout",
+    }
+)
+def rollback(
+    c: Context, env: str, to: str | None = None, approved_by: str | None = None, json_: bool = False
+) -> None:
+    """Go back to the previous good release through git and the same verified deploy."""
+    from pipeline import release as chain
+
+    with _errors():
+        settings = _settings(c)
+        approver = _approver(settings, env, approved_by)
+        with _progress(f"rolling back {env}") as progress:
+            report = chain.rollback(settings, env, to=to, approved_by=approver, progress=progress)
+    _finish(report, json_)
 
 
-@task(help={"env": "environment", "to": "release to go back to"})
-def rollback(c: Context, env: str, to: str | None = None) -> None:
-    """Go back to the previous good release (not yet available)."""
-    _not_yet("rollback")
+@task(help={"env": "environment", "image": "plan with this image instead of the one the overlay pins"})
+def plan(c: Context, env: str, image: str | None = None) -> None:
+    """Show what a release would change: the rendered overlay against the live objects, secrets redacted."""
+    from pipeline import release as chain
+
+    with _errors():
+        result = chain.plan(_settings(c), env, image_ref=image)
+    changed = [d for d in result.diffs if d.action != "unchanged"]
+    print(f"plan for {result.env} with {result.image}: {len(changed)} of {len(result.diffs)} objects change")
+    for diff in result.diffs:
+        if diff.action == "unchanged":
+            continue
+        print(f"\n{diff.action}: {diff.ref}{'  (' + diff.note + ')' if diff.note else ''}")
+        for key, state in diff.secret_keys:
+            print(f"    {key}: {state} (value hidden)")
+        if diff.diff:
+            print(diff.diff.rstrip())
 
 
-@task(help={"env": "environment"})
-def plan(c: Context, env: str) -> None:
-    """Show what a release would change against the live cluster (not yet available)."""
-    _not_yet("plan")
+@task(help={"env": "environment", "limit": "how many records"})
+def history(c: Context, env: str, limit: int = 20) -> None:
+    """List the environment's releases recorded in git: who, which digest, approval, result, timings."""
+    from pipeline import history as records
+
+    with _errors():
+        entries = records.read(_settings(c), env, limit)
+    if not entries:
+        print(f"{env}: no releases recorded yet")
+    for e in entries:
+        total = sum(e.stages.values())
+        approval = f" approved by {e.approved_by}" if e.approved_by else ""
+        print(f"{e.at}  {e.result:<11} {e.kind:<8} {e.image}@{(e.digest or '')[:19]}  by {e.actor}{approval}")
+        print(f"    source {e.source_commit[:12]}  overlay commit {e.commit[:12]}  {total:.1f}s  {e.reason}")
 
 
 # --- the sandbox: local stand-ins for Docker Hub, GitHub, GKE ---------------------------------------------
@@ -254,4 +392,4 @@ def sandbox_env(c: Context) -> None:
 
 
 sandbox = Collection("sandbox", sandbox_up, sandbox_down, sandbox_status, sandbox_env)
-ns = Collection(build, bump, validate, release, promote, rollback, plan, sandbox)
+ns = Collection(build, bump, validate, release, promote, rollback, plan, history, sandbox)

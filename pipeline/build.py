@@ -130,12 +130,14 @@ def _registry_error(doing: str, message: str, settings: Settings) -> RegistryErr
     return RegistryError(f"{doing}: {first}", "Check the registry and try again")
 
 
-def lookup(settings: Settings, tag: str, client: docker.DockerClient | None = None) -> Image | None:
+def lookup(
+    settings: Settings, tag: str, client: docker.DockerClient | None = None, *, repository: str | None = None
+) -> Image | None:
     """The image with this tag as the registry has it (digest included), or None when it is absent."""
     import docker
 
     client = client or _client()
-    image = Image(settings.image_repository, check_tag(tag))
+    image = Image(repository or settings.image_repository, check_tag(tag))
     try:
         found = client.api.inspect_distribution(image.ref, auth_config=_auth(settings))
     except docker.errors.APIError as e:

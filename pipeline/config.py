@@ -193,6 +193,10 @@ def load(root: Path | None = None, environ: Mapping[str, str] | None = None) -> 
             raise ConfigError(f"{CONFIG_FILE}: [environments.{name}] must be a table", "Fix the file")
         values = {"overlay": f"overlays/{name}", **values}
         values["smoke"] = checks_from_config(values.get("smoke", []), where=f"environments.{name}.smoke")
+        # The sandbox has one GCP project and location for all its clusters; so may a team's test setup.
+        for key in ("gke_project", "gke_location"):
+            if env.get(f"PIPELINE_{key.upper()}"):
+                values[key] = env[f"PIPELINE_{key.upper()}"]
         envs[name] = _build(Environment, values, f"environments.{name}", name=name)
 
     secret_values = _section(data, "secret")

@@ -89,5 +89,9 @@ class SmokeError(PipelineError):
     """The smoke tests cannot run as configured (e.g. the CA bundle cannot be read)."""
 
 
+class ReleaseRefused(PipelineError):
+    """A release that pre-flight will not start (a digest that already failed, nothing to promote)."""
+
+
 class NotYetAvailable(PipelineError, NotImplementedError):
     """A task that is listed but whose stage has not landed yet."""

@@ -202,3 +202,94 @@ def log(settings: Settings, path: str, limit: int = 20) -> list[tuple[str, str, 
         out = repo.git.log(f"-{limit}", "--format=%H%x09%cI%x09%s", "--", path)
     rows = [line.split("\t", 2) for line in out.splitlines() if line]
     return [(r[0], r[1], r[2]) for r in rows]
+
+
+def snapshot(settings: Settings, dest: Path) -> str:
+    """Copy the remote branch's tip (without .git) to ``dest``; return the tip's commit hash.
+
+    Pre-flight renders and validates the overlay there, with the new pin applied, before anything is
+    committed.
+    """
+    import shutil
+
+    directory = _clone_dir(settings)
+    with _locked(directory):
+        repo = _sync(settings, directory)
+        shutil.copytree(directory, dest, ignore=shutil.ignore_patterns(".git"), dirs_exist_ok=True)
+        return str(repo.head.commit.hexsha)
+
+
+NOTES_REF = "refs/notes/releases"
+
+
+def _fetch_notes(settings: Settings, repo: git.Repo) -> None:
+    import git
+
+    try:
+        repo.git.fetch("--quiet", "origin", f"+{NOTES_REF}:{NOTES_REF}")
+    except git.GitCommandError as e:
+        # A remote without any release note yet has no such ref: that is the empty history.
+        if "couldn't find remote ref" not in str(e.stderr):
+            raise _fail("fetching release notes from", e, settings) from None
+        if repo.git.for_each_ref(NOTES_REF):
+            repo.git.update_ref("-d", NOTES_REF)
+
+
+def add_note(settings: Settings, commit: str, text: str) -> None:
+    """Append ``text`` to the release notes of ``commit`` (git notes, so main gets no extra commits)."""
+    import git
+
+    directory = _clone_dir(settings)
+    with _locked(directory):
+        repo = _sync(settings, directory)
+        for attempt in range(1, settings.gitops.push_attempts + 1):
+            _fetch_notes(settings, repo)
+            actor = _actor(settings)
+            env = {
+                "GIT_AUTHOR_NAME": actor.name or "",
+                "GIT_AUTHOR_EMAIL": actor.email or "",
+                "GIT_COMMITTER_NAME": actor.name or "",
+                "GIT_COMMITTER_EMAIL": actor.email or "",
+            }
+            try:
+                repo.git.notes("--ref", NOTES_REF, "append", "-m", text, commit, env=env)
+                repo.git.push("--quiet", "--porcelain", "origin", f"{NOTES_REF}:{NOTES_REF}")
+                return
+            except git.GitCommandError as e:
+                rejected = any(
+                    s in f"{e.stdout} {e.stderr}" for s in ("[rejected]", "fetch first", "non-fast")
+                )
+                if not rejected:
+                    raise _fail("recording the release in", e, settings) from None
+                time.sleep(random.uniform(0.05, 0.25) * attempt)
+    raise GitOpsError(
+        f"recording the release in {scrub(settings.gitops.remote)}: notes push rejected repeatedly",
+        "Try `invoke history` later; the release itself is done",
+    )
+
+
+@dataclass(frozen=True)
+class Noted:
+    commit: str
+    date: str
+    subject: str
+    notes: tuple[str, ...]
+
+
+def noted_log(settings: Settings, path: str, limit: int = 50) -> list[Noted]:
+    """Latest commits touching ``path`` on the remote branch, each with its release notes (newest first)."""
+    directory = _clone_dir(settings)
+    with _locked(directory):
+        repo = _sync(settings, directory)
+        _fetch_notes(settings, repo)
+        sep, end = "\x1f", "\x1e"
+        out = repo.git.log(
+            f"-{limit}", f"--notes={NOTES_REF}", f"--format=%H{sep}%cI{sep}%s{sep}%N{end}", "--", path
+        )
+    found: list[Noted] = []
+    for record in out.split(end):
+        parts = record.strip("\n").split(sep)
+        if len(parts) == 4:
+            notes = tuple(line for line in parts[3].splitlines() if line.strip())
+            found.append(Noted(parts[0], parts[1], parts[2], notes))
+    return found

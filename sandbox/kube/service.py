@@ -398,6 +398,8 @@ class KubeService:
             "env": {
                 "KUBECONFIG": str(self.kubeconfig_path),
                 "PIPELINE_GKE_ENDPOINT": self.gke_endpoint,
+                "PIPELINE_GKE_PROJECT": self.settings.gcp_project,
+                "PIPELINE_GKE_LOCATION": self.settings.gcp_location,
                 "SANDBOX_CA_CERT": str(self.ca.cert_path),
                 "GOOGLE_APPLICATION_CREDENTIALS": str(self.tokens.adc_path),
                 # The pipeline's smoke tests verify the Ingress with the sandbox CA on the sandbox's port.

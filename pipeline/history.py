@@ -1,0 +1,87 @@
+"""Record stage: every release's outcome, kept in git as an audit trail (``invoke history``).
+
+A record is one JSON line in a git note (``refs/notes/releases``) on the overlay commit that was deployed:
+who released which digest from which source commit, who approved it, how it ended and how long each stage
+took. Notes keep the trail in git without adding commits to ``main`` (so they cannot start CI), and they
+travel with the remote. ``release.py`` writes records and reads them back to refuse a digest that already
+failed and to find what to promote or roll back to; ``gitops.py`` does the git work.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal
+
+from . import gitops
+from .config import Settings
+
+Result = Literal["succeeded", "unchanged", "rolled-back", "failed"]
+
+
+@dataclass(frozen=True)
+class Record:
+    env: str
+    kind: Literal["release", "promote", "rollback"]
+    result: Result
+    image: str  # repository:tag
+    digest: str | None
+    source_commit: str
+    actor: str
+    at: str  # ISO 8601, UTC
+    approved_by: str | None = None
+    reason: str = ""
+    stages: Mapping[str, float] = field(default_factory=dict)
+    # Filled when read back: the overlay commit the note hangs on.
+    commit: str = ""
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data.pop("commit")
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, commit: str) -> Record | None:
+        try:
+            data: dict[str, Any] = json.loads(text)
+            return cls(**data, commit=commit)
+        except (ValueError, TypeError):
+            return None  # someone else's note on the same commit
+
+
+def record(settings: Settings, commit: str, entry: Record) -> None:
+    gitops.add_note(settings, commit, entry.to_json())
+
+
+def read(settings: Settings, env: str, limit: int = 50) -> list[Record]:
+    """The environment's records, newest first."""
+    overlay = settings.environment(env).overlay
+    records: list[Record] = []
+    for noted in gitops.noted_log(settings, overlay, limit):
+        for line in reversed(noted.notes):
+            entry = Record.from_json(line, noted.commit)
+            if entry is not None and entry.env == env:
+                records.append(entry)
+    return sorted(records, key=lambda r: r.at, reverse=True)
+
+
+def failed_digests(records: list[Record]) -> set[str]:
+    """Digests whose latest release failed: they are not released again unless forced."""
+    latest: dict[str, Record] = {}
+    for entry in records:  # newest first
+        if entry.digest and entry.digest not in latest and entry.result != "unchanged":
+            latest[entry.digest] = entry
+    return {d for d, r in latest.items() if r.result in ("failed", "rolled-back")}
+
+
+def last_good(records: list[Record], *, excluding: str | None = None) -> Record | None:
+    """The newest release that succeeded, other than ``excluding`` (a digest)."""
+    for entry in records:
+        if entry.result == "succeeded" and entry.digest and entry.digest != excluding:
+            return entry
+    return None
+
+
+def with_commit(entry: Record, commit: str) -> Record:
+    return replace(entry, commit=commit)
