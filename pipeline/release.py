@@ -530,7 +530,8 @@ def _roll_back(
         )  # fmt: skip
         history.record(settings, record_commit or _tip(settings), entry)
     return ReleaseReport(
-        env.name, kind, result, image, source_commit, tuple(tl.stages), None, reason, diagnosis=failure.reason,
+        env.name, kind, result, image, source_commit, tuple(tl.stages), None, reason,
+        diagnosis=failure.reason,
     )  # fmt: skip
 
 

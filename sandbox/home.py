@@ -44,6 +44,8 @@ class Settings:
     gcp_project: str = "sandbox"
     gcp_location: str = "local"
     clusters: tuple[ClusterSettings, ...] = ()
+    # The kubeconfig contexts' namespace, so `kubectl --context staging get pods` shows the app's.
+    default_namespace: str = "campus"
     # What GitHub environment secrets hold in production: the values of the app's Secret, made up once.
     app_secrets: dict[str, str] = field(default_factory=dict, repr=False)
 

@@ -244,6 +244,7 @@ class KubeService:
             [(c.settings.name, c.server.url) for c in self.clusters],
             self.ca.cert_pem,
             Path(self.home.path),
+            namespace=self.settings.default_namespace or None,
         )
         await documents
 
