@@ -351,9 +351,14 @@ def sandbox_up(c: Context) -> None:
     with _errors():
         ready = control.up(_home(), ROOT)
     console = _console()
-    for key, value in sorted(ready.items()):
-        if key not in ("env", "pid") and isinstance(value, dict):
-            console.print(f"[bold]{key}[/]: " + ", ".join(f"{k}={v}" for k, v in value.items()), markup=True)
+    registry = ready.get("registry", {})
+    console.print(f"registry (Docker Hub stand-in): {registry.get('address')}, user {registry.get('user')}")
+    console.print(f"git remote (GitHub stand-in):   {ready.get('env', {}).get('PIPELINE_GITOPS_REMOTE')}")
+    kube = ready.get("kube", {})
+    if kube:
+        console.print(f"GKE Container API stand-in:     {kube.get('gke_endpoint')}")
+        for name, cluster in kube.get("clusters", {}).items():
+            console.print(f"cluster {name:<8} API {cluster['server']}, node {cluster['node_ip']}")
     console.print('Point the pipeline at it with:  eval "$(invoke sandbox.env)"')
 
 

@@ -53,7 +53,9 @@ ensure_venv() {
   [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   # pip's notes about this machine's extra package indexes are noise here; real errors still show.
   "$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]" 2>&1 | grep -vE "^WARNING: Location|^ *$" >&2 || true
+  "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]" 2>&1 \
+    | grep -vE "^WARNING: Location|^ *$|BuildBackendWarning|^ *!!|\*{10}|Please be careful|same$|precedence|wheel_obj" >&2 \
+    || true
   "$VENV/bin/python" -c "import pipeline, sandbox, invoke" || die "installing the project into $VENV failed"
   echo "$want" >"$stamp"
 }
