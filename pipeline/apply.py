@@ -35,15 +35,14 @@ import hashlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import yaml
 
 from .errors import ConfigError, PipelineError
-from .kube import Access, Kube, KubeConflict, UnknownKind, connect, ref
+from .kube import Access, Kube, KubeConflict, UnknownKind, opened, ref
 
 log = logging.getLogger(__name__)
 
@@ -340,15 +339,6 @@ def unified(before: Obj, after: Obj, name: str) -> str:
 # --- the stage ----------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _opened(target: Access | Kube) -> Iterator[Kube]:
-    if isinstance(target, Kube):
-        yield target
-        return
-    with connect(target) as kube:
-        yield kube
-
-
 @dataclass
 class _Outcome:
     obj: Obj
@@ -617,7 +607,7 @@ def apply(
     ``environ`` is where Secret values come from (default: this process's environment).
     """
     plan = _plan(objects, secret, environ, inventory, namespace)
-    with _opened(access) as kube:
+    with opened(access) as kube:
         outcomes, pruned = _run(
             kube,
             plan,
@@ -668,7 +658,7 @@ def diff(
     # A plan may be asked for where the Secret's variables are not set (a laptop): the Secret is then
     # shown as not compared, and kept out of prune, rather than failing the whole plan.
     plan = _plan(objects, secret, environ, inventory, namespace, lenient_secret=True)
-    with _opened(access) as kube:
+    with opened(access) as kube:
         outcomes, pruned = _run(
             kube,
             plan,

@@ -924,6 +924,16 @@ def _secret_values(obj: Mapping[str, Any]) -> list[str]:
     return sorted({v for v in values if len(v) >= 3}, key=len, reverse=True)
 
 
+@contextlib.contextmanager
+def opened(target: Access | Kube) -> Iterator[Kube]:
+    """``target`` itself if it is a :class:`Kube` (its owner closes it), else a new one, closed after."""
+    if isinstance(target, Kube):
+        yield target
+        return
+    with connect(target) as kube:
+        yield kube
+
+
 def connect(access: Access, *, request_timeout: float = REQUEST_TIMEOUT_SECONDS) -> Kube:
     """A :class:`Kube` for ``access`` (nothing is requested until first use)."""
     return Kube(access, request_timeout=request_timeout)

@@ -323,20 +323,11 @@ def _verify(
     suffix: str = "",
 ) -> tuple[tuple[str, ...], tuple[str, ...], Mapping[str, Any]]:
     """Apply, wait for the rollout, smoke-test; raise _Failed naming the stage that failed."""
-    from . import apply, rollout, smoke
+    from . import rollout, smoke
 
     with tl.stage(f"apply{suffix}") as detail:
         try:
-            applied = apply.apply(
-                kube,
-                objects,
-                secret=_secret_spec(settings),
-                field_manager=settings.release.field_manager,
-                prune=True,
-                inventory=env.name,
-                environ=os.environ,
-                on_progress=tl.progress,
-            )
+            applied = _apply(settings, env, kube, objects, dry_run=False, progress=tl.progress)
         except PipelineError as e:
             raise _Failed("apply", str(e)) from e
         detail.append(applied.summary())
@@ -407,7 +398,7 @@ def deploy(
         access = _access(settings, env)
         cluster = kube.connect(access)
         cluster.version()
-        dry = _dry_run(settings, env, cluster, prepared.objects)
+        dry = _apply(settings, env, cluster, prepared.objects, dry_run=True)
         detail.append("dry run accepted")
     with cluster:
         if not prepared.changes_git and not dry.changed:
@@ -457,7 +448,15 @@ def _resolve(settings: Settings, image: build_stage.Image) -> build_stage.Image:
     return found
 
 
-def _dry_run(settings: Settings, env: Environment, cluster: Any, objects: list[dict[str, Any]]) -> Any:
+def _apply(
+    settings: Settings,
+    env: Environment,
+    cluster: Any,
+    objects: list[dict[str, Any]],
+    *,
+    dry_run: bool,
+    progress: build_stage.Progress = lambda _: None,
+) -> Any:
     from . import apply
 
     return apply.apply(
@@ -465,10 +464,11 @@ def _dry_run(settings: Settings, env: Environment, cluster: Any, objects: list[d
         objects,
         secret=_secret_spec(settings),
         field_manager=settings.release.field_manager,
-        dry_run=True,
+        dry_run=dry_run,
         prune=True,
         inventory=env.name,
         environ=os.environ,
+        on_progress=progress,
     )
 
 

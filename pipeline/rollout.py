@@ -26,13 +26,12 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from .errors import PipelineError
-from .kube import WATCH_WINDOW_SECONDS, Access, Kube, KubeError, WatchEvent, WatchStream, connect
+from .kube import WATCH_WINDOW_SECONDS, Access, Kube, KubeError, WatchEvent, WatchStream, opened
 
 log = logging.getLogger(__name__)
 
@@ -441,15 +440,6 @@ def _labels(obj: Mapping[str, Any]) -> dict[str, str]:
     return dict((obj.get("metadata") or {}).get("labels") or {})
 
 
-@contextmanager
-def _opened(target: Access | Kube) -> Iterator[Kube]:
-    if isinstance(target, Kube):
-        yield target
-        return
-    with connect(target) as kube:
-        yield kube
-
-
 def _pump(stream: WatchStream, index: int, source: str, out: queue.Queue[tuple[int, str, Any]]) -> None:
     try:
         for event in stream:
@@ -779,7 +769,7 @@ def wait(
     for kind, _ns, _name in workloads:
         _api_kind(kind)
     trackers = [_Tracker(kind, ns, name, started) for kind, ns, name in workloads]
-    with _opened(access) as kube:
+    with opened(access) as kube:
         waiter = _Waiter(
             kube, trackers, started + timeout, on_progress, unschedulable_grace, log_lines, watch_window
         )

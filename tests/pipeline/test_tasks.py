@@ -24,18 +24,24 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 def test_list_shows_the_contract() -> None:
     out = invoke("--list").stdout
-    for name in ("build", "bump", "validate", "release", "promote", "rollback", "plan"):
+    for name in ("build", "bump", "validate", "release", "promote", "rollback", "plan", "history"):
         assert f"  {name} " in out
     for name in ("up", "down", "status", "env"):
         assert f"sandbox.{name}" in out
 
 
-def test_placeholders_fail_clearly() -> None:
-    for name in ("release", "promote", "plan"):
-        proc = invoke(name, *(["--env", "staging"] if name == "plan" else []))
-        assert proc.returncode == 1
-        expected = f"error: `invoke {name}` is not yet available. It lands with the release issue."
-        assert proc.stderr.strip() == expected
+def test_release_tasks_refuse_bad_input_in_one_line() -> None:
+    cases = {
+        ("promote", "--env", "prod"): "error: prod is protected",
+        ("release", "--env", "qa"): "error: unknown environment 'qa'",
+        ("plan", "--env", "qa"): "error: unknown environment 'qa'",
+        ("rollback", "--env", "prod"): "error: prod is protected",
+    }
+    for args, start in cases.items():
+        proc = invoke(*args)
+        assert proc.returncode == 1, args
+        assert proc.stderr.startswith(start), proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 def _project_env(project: Project) -> dict[str, str]:
