@@ -96,8 +96,14 @@ def _remove_labelled(docker_client: docker.DockerClient, labels: list[str]) -> N
     import docker.errors
 
     for info in docker_client.api.containers(all=True, filters={"label": labels}):
-        with contextlib.suppress(docker.errors.NotFound):
+        try:
             docker_client.api.remove_container(info["Id"], force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as e:
+            # A pod worker may be removing the same container right now: the engine says 409; it goes anyway.
+            if e.status_code != 409:
+                raise
     for net in docker_client.api.networks(filters={"label": labels}):
         with contextlib.suppress(docker.errors.NotFound):
             docker_client.api.remove_network(net["Id"])

@@ -37,6 +37,8 @@ def kube_settings(lifetime: int = 3600) -> Settings:
         registry_password="unused",
         gke_port=free_port(),
         token_lifetime_seconds=lifetime,
+        # Tests name their namespaces; the user's sandbox defaults kubectl to the app's.
+        default_namespace="",
         clusters=(
             ClusterSettings("staging", STAGING_IP, free_port(STAGING_IP)),
             ClusterSettings("prod", PROD_IP, free_port(PROD_IP)),
