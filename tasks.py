@@ -362,12 +362,16 @@ def sandbox_up(c: Context) -> None:
     console.print('Point the pipeline at it with:  eval "$(invoke sandbox.env)"')
 
 
-@task(name="down")
-def sandbox_down(c: Context) -> None:
+@task(name="down", help={"purge": "also delete its state: cluster objects, registry, git remote, database volumes"})
+def sandbox_down(c: Context, purge: bool = False) -> None:
     """Stop the sandbox; its state (images, git remote, cluster objects) is kept for the next up."""
     from sandbox import control
 
     with _errors():
+        if purge:
+            control.purge(_home())
+            print("sandbox stopped and its state deleted")
+            return
         stopped = control.down(_home())
     print("sandbox stopped" if stopped else "sandbox was not running")
 

@@ -10,6 +10,7 @@ import datetime
 import os
 import re
 import tempfile
+import textwrap
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -216,7 +217,8 @@ class _Timeline:
 
 
 def _first_line(e: BaseException | str) -> str:
-    return (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return textwrap.shorten(line, 300, placeholder=" …")
 
 
 class _Failed(Exception):
@@ -503,11 +505,13 @@ def _roll_back(
     """Put the previous release back, in git and in the cluster, and verify it the same way."""
     from . import history
 
-    reason = failure.args[0].splitlines()[0][:200]
+    reason = _first_line(failure.args[0])
     result: history.Result = "failed"
     record_commit: str | None = None
-    if prepared.changes_git and prepared.old is not None:
-        old = prepared.old
+    old = prepared.old
+    # Only a pin with a digest is a release that can be put back exactly; the overlays ship with a
+    # placeholder tag that was never built, which is "nothing to return to", not something to apply.
+    if prepared.changes_git and old is not None and old.digest:
         try:
             with tl.stage("revert") as detail:
                 reverted = _publish(
@@ -521,7 +525,7 @@ def _roll_back(
             result = "rolled-back"
         except (_Failed, PipelineError) as e:
             reason += f"; restoring {old.tag} failed too: {_first_line(e)}"
-    elif prepared.old is None:
+    elif prepared.changes_git:
         reason += " (no previous release to return to)"
     with tl.stage("record"):
         entry = history.Record(

@@ -134,3 +134,22 @@ def listeners(ready: dict[str, Any]) -> list[str]:
 
 def env_lines(ready: dict[str, Any]) -> list[str]:
     return [f"export {k}={shlex.quote(str(v))}" for k, v in sorted(ready.get("env", {}).items())]
+
+
+def purge(home: Home) -> None:
+    """Stop the sandbox and delete everything it kept: cluster state, registry data, database volumes."""
+    import shutil
+
+    down(home)
+    settings = home.load_settings()
+    if settings is not None and settings.clusters:
+        import docker
+
+        from .kube.kubelet import LABEL_HOME, home_hash
+
+        client = docker.from_env()
+        for cluster in settings.clusters:
+            label = f"{LABEL_HOME}={home_hash(home.kube_dir / cluster.name)}"
+            for volume in client.volumes.list(filters={"label": label}):
+                volume.remove(force=True)
+    shutil.rmtree(home.path, ignore_errors=True)

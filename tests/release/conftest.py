@@ -163,7 +163,8 @@ def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
     try:
         yield Clusters(dict(ready.get("env", {})), ready, home.path, settings.token_lifetime_seconds)
     finally:
-        control.down(home)
+        # The database claims are Retain volumes meant to outlive `down`; a test sandbox leaves none.
+        control.purge(home)
         _remove_test_images(ready.get("env", {}).get("PIPELINE_REGISTRY", ""))
 
 

@@ -444,11 +444,6 @@ def test_crashing_image_is_caught_and_reverted_while_the_service_answers(
     assert project.main() == after
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="release._roll_back restores prepared.old even when it is the overlay's never-released "
-    "placeholder (sha-0000000, no digest), deploying an image that cannot be pulled",
-)
 def test_first_release_that_fails_has_no_previous_release_to_restore(project: Project, crash: Image) -> None:
     # Prod has never had a release: its overlay still pins the placeholder the repository ships with.
     placeholder = project.pin("prod")
