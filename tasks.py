@@ -362,7 +362,7 @@ def sandbox_up(c: Context) -> None:
     console.print('Point the pipeline at it with:  eval "$(invoke sandbox.env)"')
 
 
-@task(name="down", help={"purge": "also delete its state: cluster objects, registry, git remote, database volumes"})
+@task(name="down", help={"purge": "also delete its state: cluster objects, registry, git remote, DB volumes"})
 def sandbox_down(c: Context, purge: bool = False) -> None:
     """Stop the sandbox; its state (images, git remote, cluster objects) is kept for the next up."""
     from sandbox import control
