@@ -147,9 +147,8 @@ def purge(home: Home) -> None:
 
         from .kube.kubelet import LABEL_HOME, home_hash
 
-        client = docker.from_env()
-        for cluster in settings.clusters:
-            label = f"{LABEL_HOME}={home_hash(home.kube_dir / cluster.name)}"
-            for volume in client.volumes.list(filters={"label": label}):
-                volume.remove(force=True)
+        # The kubelets label what they make with the home they serve (service.py hands them home.path).
+        label = f"{LABEL_HOME}={home_hash(home.path)}"
+        for volume in docker.from_env().volumes.list(filters={"label": label}):
+            volume.remove(force=True)
     shutil.rmtree(home.path, ignore_errors=True)
