@@ -264,7 +264,10 @@ def _prepare(settings: Settings, env: Environment, pin: overlays.Pin) -> _Prepar
         path = overlays.kustomization(root / env.overlay)
         old = overlays.read_pin(path, pin.name)
         bumped = overlays.pin(path, pin, root)
-        report = validate.validate([root / env.overlay], placeholder_images=[settings.image.kustomize_name])
+        rendered = render.kustomize_build(root / env.overlay)
+        report = validate.validate_rendered(
+            root / env.overlay, rendered, placeholder_images=[settings.image.kustomize_name]
+        )
         if report.errors:
             raise ValidationFailed(
                 f"{env.overlay} does not validate "
@@ -272,8 +275,7 @@ def _prepare(settings: Settings, env: Environment, pin: overlays.Pin) -> _Prepar
                 [f.message for f in report.errors],
                 "Run `invoke validate` and fix the manifests",
             )
-        objects = render.render(root / env.overlay)
-    return _Prepared(pin, old, objects, bumped is not None)
+    return _Prepared(pin, old, list(rendered.objects), bumped is not None)
 
 
 def _node_ip(kube: Any) -> str:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ConfigError
-from .render import kustomization_dirs, kustomize_build
+from .render import Rendered, kustomization_dirs, kustomize_build
 
 Severity = Literal["error", "warning"]
 
@@ -1237,20 +1237,38 @@ def validate(
     findings: list[Finding] = []
     checked = 0
     for target in targets:
-        directory = Path(target)
-        rendered = kustomize_build(directory)
-        objects = rendered.objects
-        checked += len(objects)
-        declared: dict[str, frozenset[str] | None] = {name: None for name in external_secrets}
-        declared.update(read_external_secrets(directory))
-        index = Index.build(
-            str(target),
-            objects,
-            overlay=len(kustomization_dirs(directory)) > 1,
+        report = validate_rendered(
+            Path(target),
+            kustomize_build(Path(target)),
+            kubernetes_version=kubernetes_version,
+            external_secrets=external_secrets,
             placeholder_images=placeholder_images,
-            external_secrets=declared,
-            kustomize_warnings=rendered.warnings,
         )
-        findings.extend(f for obj in objects if (f := check_schema(str(target), obj, kubernetes_version)))
-        findings.extend(lint(index))
+        findings.extend(report.findings)
+        checked += report.objects_checked
     return ValidationReport(findings=tuple(findings), objects_checked=checked)
+
+
+def validate_rendered(
+    directory: Path,
+    rendered: Rendered,
+    *,
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
+    external_secrets: Collection[str] = (),
+    placeholder_images: Collection[str] = (),
+) -> ValidationReport:
+    """Check what ``directory`` rendered to (a release renders once and applies the objects it checked)."""
+    objects = rendered.objects
+    declared: dict[str, frozenset[str] | None] = {name: None for name in external_secrets}
+    declared.update(read_external_secrets(directory))
+    index = Index.build(
+        str(directory),
+        objects,
+        overlay=len(kustomization_dirs(directory)) > 1,
+        placeholder_images=placeholder_images,
+        external_secrets=declared,
+        kustomize_warnings=rendered.warnings,
+    )
+    findings = [f for obj in objects if (f := check_schema(str(directory), obj, kubernetes_version))]
+    findings.extend(lint(index))
+    return ValidationReport(findings=tuple(findings), objects_checked=len(objects))
