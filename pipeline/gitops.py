@@ -15,7 +15,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,15 +63,17 @@ def source_state(root: Path, context: str) -> SourceState:
     """The commit a build of ``context`` comes from, and whether that part of the tree has changes."""
     import git
 
-    repo = _repo(root)
-    try:
-        commit = repo.head.commit.hexsha
-    except ValueError:
-        raise SourceError(f"{root} has no commit yet", "Commit the source first") from None
-    try:
-        dirty = repo.is_dirty(untracked_files=True, path=str(root / context))
-    except git.GitCommandError as e:
-        raise SourceError(f"reading the state of {root}: {e.stderr.strip()}", "Check the checkout") from None
+    with _repo(root) as repo:
+        try:
+            commit = repo.head.commit.hexsha
+        except ValueError:
+            raise SourceError(f"{root} has no commit yet", "Commit the source first") from None
+        try:
+            dirty = repo.is_dirty(untracked_files=True, path=str(root / context))
+        except git.GitCommandError as e:
+            raise SourceError(
+                f"reading the state of {root}: {e.stderr.strip()}", "Check the checkout"
+            ) from None
     return SourceState(commit, dirty)
 
 
@@ -80,7 +82,8 @@ def resolve_commit(root: Path, short: str) -> str | None:
     import git
 
     try:
-        return str(_repo(root).commit(short).hexsha)
+        with _repo(root) as repo:
+            return str(repo.commit(short).hexsha)
     except (git.BadName, ValueError, SourceError):
         return None
 
@@ -102,8 +105,17 @@ def _locked(directory: Path) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _git_detail(e: Exception) -> str:
+    """What git said, on one line: its remote:/error:/fatal: lines, without GitPython's wrapping."""
+    text = str(getattr(e, "stderr", "") or e).strip()
+    text = re.sub(r"^stderr: '|'$", "", text).replace("\\n", "\n")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    said = [line for line in lines if line.startswith(("remote:", "error:", "fatal:", "!"))] or lines
+    return " ".join(" ".join(said).split())[:240]
+
+
 def _fail(doing: str, e: Exception, settings: Settings) -> GitOpsError:
-    detail = scrub(str(getattr(e, "stderr", "") or e)).strip().replace("\n", " ")[:240]
+    detail = scrub(_git_detail(e))
     return GitOpsError(
         f"{doing} {scrub(settings.gitops.remote)}: {detail}",
         "Check PIPELINE_GITOPS_REMOTE and your git credentials",
@@ -131,6 +143,11 @@ def _sync(settings: Settings, directory: Path) -> git.Repo:
     except git.GitCommandError as e:
         raise _fail("fetching", e, settings) from None
     return repo
+
+
+def _reset(settings: Settings, directory: Path) -> None:
+    """Leave our clone at the remote's tip, so no local commit lingers to be pushed by a later run."""
+    _sync(settings, directory).close()
 
 
 def _push(settings: Settings, repo: git.Repo) -> None:
@@ -163,24 +180,26 @@ def publish(
     directory = _clone_dir(settings)
     with _locked(directory):
         for attempt in range(1, settings.gitops.push_attempts + 1):
-            repo = _sync(settings, directory)
-            result = change(directory)
-            if result is None:
-                return Published(None, attempt), None
-            try:
-                repo.index.add([result.file])
-                actor = _actor(settings)
-                commit = repo.index.commit(message(result), author=actor, committer=actor)
-                _push(settings, repo)
-            except PushRejected:
-                # Someone else landed first: start again from their tip, with jitter so racers spread out.
-                time.sleep(random.uniform(0.05, 0.25) * attempt)
-                continue
-            except Exception:
-                _sync(settings, directory)
-                raise
-            return Published(commit.hexsha, attempt), result
-        _sync(settings, directory)
+            with closing(_sync(settings, directory)) as repo:
+                result = change(directory)
+                if result is None:
+                    return Published(None, attempt), None
+                try:
+                    # git's own add/commit rather than GitPython's in-memory index: under a race, a
+                    # retried commit must be built from the tree the reset just wrote, nothing cached.
+                    repo.git.add("--", result.file)
+                    repo.git.commit("--quiet", "--no-verify", "-m", message(result), env=_identity(settings))
+                    commit = repo.head.commit
+                    _push(settings, repo)
+                except PushRejected:
+                    # Someone else landed first: start again from their tip, with jitter so racers spread out.
+                    time.sleep(random.uniform(0.05, 0.25) * attempt)
+                    continue
+                except Exception:
+                    _reset(settings, directory)
+                    raise
+                return Published(commit.hexsha, attempt), result
+        _reset(settings, directory)
     raise GitOpsError(
         f"pushing to {scrub(settings.gitops.remote)}: "
         f"rejected {settings.gitops.push_attempts} times in a row",
@@ -188,17 +207,20 @@ def publish(
     )
 
 
-def _actor(settings: Settings) -> git.Actor:
-    import git
-
-    return git.Actor(settings.gitops.author_name, settings.gitops.author_email)
+def _identity(settings: Settings) -> dict[str, str]:
+    name, email = settings.gitops.author_name, settings.gitops.author_email
+    return {
+        "GIT_AUTHOR_NAME": name,
+        "GIT_AUTHOR_EMAIL": email,
+        "GIT_COMMITTER_NAME": name,
+        "GIT_COMMITTER_EMAIL": email,
+    }
 
 
 def log(settings: Settings, path: str, limit: int = 20) -> list[tuple[str, str, str]]:
     """(hash, date, subject) of the latest commits touching ``path`` on the remote branch."""
     directory = _clone_dir(settings)
-    with _locked(directory):
-        repo = _sync(settings, directory)
+    with _locked(directory), closing(_sync(settings, directory)) as repo:
         out = repo.git.log(f"-{limit}", "--format=%H%x09%cI%x09%s", "--", path)
     rows = [line.split("\t", 2) for line in out.splitlines() if line]
     return [(r[0], r[1], r[2]) for r in rows]
@@ -213,8 +235,7 @@ def snapshot(settings: Settings, dest: Path) -> str:
     import shutil
 
     directory = _clone_dir(settings)
-    with _locked(directory):
-        repo = _sync(settings, directory)
+    with _locked(directory), closing(_sync(settings, directory)) as repo:
         shutil.copytree(directory, dest, ignore=shutil.ignore_patterns(".git"), dirs_exist_ok=True)
         return str(repo.head.commit.hexsha)
 
@@ -237,31 +258,25 @@ def _fetch_notes(settings: Settings, repo: git.Repo) -> None:
 
 def add_note(settings: Settings, commit: str, text: str) -> None:
     """Append ``text`` to the release notes of ``commit`` (git notes, so main gets no extra commits)."""
+    directory = _clone_dir(settings)
+    with _locked(directory), closing(_sync(settings, directory)) as repo:
+        _append_note(settings, repo, commit, text)
+
+
+def _append_note(settings: Settings, repo: git.Repo, commit: str, text: str) -> None:
     import git
 
-    directory = _clone_dir(settings)
-    with _locked(directory):
-        repo = _sync(settings, directory)
-        for attempt in range(1, settings.gitops.push_attempts + 1):
-            _fetch_notes(settings, repo)
-            actor = _actor(settings)
-            env = {
-                "GIT_AUTHOR_NAME": actor.name or "",
-                "GIT_AUTHOR_EMAIL": actor.email or "",
-                "GIT_COMMITTER_NAME": actor.name or "",
-                "GIT_COMMITTER_EMAIL": actor.email or "",
-            }
-            try:
-                repo.git.notes("--ref", NOTES_REF, "append", "-m", text, commit, env=env)
-                repo.git.push("--quiet", "--porcelain", "origin", f"{NOTES_REF}:{NOTES_REF}")
-                return
-            except git.GitCommandError as e:
-                rejected = any(
-                    s in f"{e.stdout} {e.stderr}" for s in ("[rejected]", "fetch first", "non-fast")
-                )
-                if not rejected:
-                    raise _fail("recording the release in", e, settings) from None
-                time.sleep(random.uniform(0.05, 0.25) * attempt)
+    for attempt in range(1, settings.gitops.push_attempts + 1):
+        _fetch_notes(settings, repo)
+        try:
+            repo.git.notes("--ref", NOTES_REF, "append", "-m", text, commit, env=_identity(settings))
+            repo.git.push("--quiet", "--porcelain", "origin", f"{NOTES_REF}:{NOTES_REF}")
+            return
+        except git.GitCommandError as e:
+            rejected = any(s in f"{e.stdout} {e.stderr}" for s in ("[rejected]", "fetch first", "non-fast"))
+            if not rejected:
+                raise _fail("recording the release in", e, settings) from None
+            time.sleep(random.uniform(0.05, 0.25) * attempt)
     raise GitOpsError(
         f"recording the release in {scrub(settings.gitops.remote)}: notes push rejected repeatedly",
         "Try `invoke history` later; the release itself is done",
@@ -280,12 +295,12 @@ def noted_log(settings: Settings, path: str, limit: int = 50) -> list[Noted]:
     """Latest commits touching ``path`` on the remote branch, each with its release notes (newest first)."""
     directory = _clone_dir(settings)
     with _locked(directory):
-        repo = _sync(settings, directory)
-        _fetch_notes(settings, repo)
         sep, end = "\x1f", "\x1e"
-        out = repo.git.log(
-            f"-{limit}", f"--notes={NOTES_REF}", f"--format=%H{sep}%cI{sep}%s{sep}%N{end}", "--", path
-        )
+        with closing(_sync(settings, directory)) as repo:
+            _fetch_notes(settings, repo)
+            out = repo.git.log(
+                f"-{limit}", f"--notes={NOTES_REF}", f"--format=%H{sep}%cI{sep}%s{sep}%N{end}", "--", path
+            )
     found: list[Noted] = []
     for record in out.split(end):
         parts = record.strip("\n").split(sep)

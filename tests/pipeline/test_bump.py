@@ -67,6 +67,8 @@ def test_commit_message_names_everything_and_skips_ci(project: Project) -> None:
         "--git-dir", str(project.remote), "log", "-1", "--format=%(trailers:key=Approved-by)", "main"
     )
     assert trailers.strip() == "Approved-by: Asha Rao"
+    author = git("--git-dir", str(project.remote), "log", "-1", "--format=%an <%ae> / %cn", "main")
+    assert author.strip() == "campus-pipeline <pipeline@users.noreply.github.com> / campus-pipeline"
 
 
 def test_prod_without_approver_is_refused_before_anything_is_written(project: Project) -> None:
@@ -139,3 +141,21 @@ def test_unreachable_remote_is_one_line_without_credentials(project: Project, tm
     assert "s3cr3t-token" not in str(e.value)
     assert "\n" not in str(e.value)
     assert "PIPELINE_GITOPS_REMOTE" in str(e.value)
+
+
+def test_a_remote_that_keeps_refusing_leaves_nothing_behind(project: Project) -> None:
+    # A protected branch (here: a hook that declines every push) refuses each attempt.
+    hook = project.remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'protected branch: pushes need a review' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    head = git("--git-dir", str(project.remote), "rev-parse", "main")
+    with pytest.raises(GitOpsError) as e:
+        release.bump(project.settings(), "staging", "sha-1a2b3c4")
+    assert "\n" not in str(e.value), str(e.value)
+    assert "protected branch: pushes need a review" in str(e.value)
+    assert git("--git-dir", str(project.remote), "rev-parse", "main") == head
+    # The pipeline's own clone is back at the remote's tip: no stray local commit waits to be pushed later.
+    clones = list((project.root / ".pipeline" / "gitops").glob("*/.git"))
+    assert clones and all(
+        git("-C", str(c.parent), "rev-parse", "HEAD").strip() == head.strip() for c in clones
+    )
