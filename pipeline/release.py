@@ -6,6 +6,7 @@ overlay's existence) run before anything is written, so a refused command leaves
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import re
@@ -336,14 +337,21 @@ def _verify(
             raise _Failed("apply", str(e)) from e
         detail.append(applied.summary())
     with tl.stage(f"rollout{suffix}") as detail:
-        result = rollout.wait(
-            kube, applied.workloads, timeout=settings.release.rollout_timeout, on_progress=tl.progress
-        )
+        try:
+            result = rollout.wait(
+                kube, applied.workloads, timeout=settings.release.rollout_timeout, on_progress=tl.progress
+            )
+        except PipelineError as e:
+            # The cluster stopped answering mid-rollout: what runs is unknown, so put the previous back.
+            raise _Failed("rollout", str(e)) from e
         if not result.ok:
             raise _Failed("rollout", result.diagnosis or result.summary)
         detail.append(result.summary or f"{len(result.workloads)} workload(s) ready")
     with tl.stage(f"smoke{suffix}") as detail:
-        targets = _smoke_targets(settings, kube, objects)
+        try:
+            targets = _smoke_targets(settings, kube, objects)
+        except PipelineError as e:
+            raise _Failed("smoke", str(e)) from e
         if not targets:
             raise _Failed("smoke", "no NodePort Service or Ingress with an address to test")
         outcome = smoke.run(
@@ -387,24 +395,23 @@ def deploy(
     env = settings.environment(env_name)
     approver = require_approval(env, approved_by)
     source_commit = _source_commit(settings, image.tag)
-    with tl.stage("preflight") as detail:
-        image = _resolve(settings, image)
-        assert image.digest is not None
-        records = history.read(settings, env.name)
-        if not force and image.digest in history.failed_digests(records):
-            raise ReleaseRefused(
-                f"{image.ref}@{image.digest[:19]}… failed in {env.name} before",
-                "Release a fixed image, or pass --force to try this digest again",
-            )
-        pin = overlays.Pin(settings.image.kustomize_name, image.repository, image.tag, image.digest)
-        prepared = _prepare(settings, env, pin)
-        detail.append(f"{len(prepared.objects)} objects valid")
-        access = _access(settings, env)
-        cluster = kube.connect(access)
-        cluster.version()
-        dry = _apply(settings, env, cluster, prepared.objects, dry_run=True)
-        detail.append("dry run accepted")
-    with cluster:
+    with contextlib.ExitStack() as stack:
+        with tl.stage("preflight") as detail:
+            image = _resolve(settings, image)
+            assert image.digest is not None
+            records = history.read(settings, env.name)
+            if not force and image.digest in history.failed_digests(records):
+                raise ReleaseRefused(
+                    f"{image.ref}@{image.digest[:19]}… failed in {env.name} before",
+                    "Release a fixed image, or pass --force to try this digest again",
+                )
+            pin = overlays.Pin(settings.image.kustomize_name, image.repository, image.tag, image.digest)
+            prepared = _prepare(settings, env, pin)
+            detail.append(f"{len(prepared.objects)} objects valid")
+            cluster = stack.enter_context(kube.connect(_access(settings, env)))
+            cluster.version()
+            dry = _apply(settings, env, cluster, prepared.objects, dry_run=True)
+            detail.append("dry run accepted")
         if not prepared.changes_git and not dry.changed:
             for name in ("bump", "apply", "rollout", "smoke", "record"):
                 tl.skip(name, "nothing changed")
