@@ -33,7 +33,8 @@ from .errors import (
     ValidationFailed,
 )
 
-_APPROVER = re.compile(r"[\w .@'+-]{1,80}")
+# A name or an e-mail, "asha (interactive)" from a terminal confirmation; nothing that could forge a trailer.
+_APPROVER = re.compile(r"[\w .@'+()-]{1,80}")
 
 
 @dataclass(frozen=True)

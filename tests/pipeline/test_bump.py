@@ -159,3 +159,13 @@ def test_a_remote_that_keeps_refusing_leaves_nothing_behind(project: Project) ->
     assert clones and all(
         git("-C", str(c.parent), "rev-parse", "HEAD").strip() == head.strip() for c in clones
     )
+
+
+def test_approver_names() -> None:
+    from pipeline.config import Environment
+
+    prod = Environment("prod", "overlays/prod", protected=True)
+    assert release.require_approval(prod, "Asha Rao") == "Asha Rao"
+    assert release.require_approval(prod, "root (interactive)") == "root (interactive)"
+    with pytest.raises(ConfigError, match="not a plain name"):
+        release.require_approval(prod, "Asha\nApproved-by: mallory")
