@@ -50,6 +50,10 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except (PipelineError, SandboxError) as e:
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            from pipeline.report import annotation
+
+            print(annotation("error", type(e).__name__, str(e)))
         raise Exit(f"error: {e}", code=1) from None
 
 
@@ -97,6 +101,9 @@ def build(
             result = release.build(
                 settings, push=push, allow_dirty=allow_dirty, force=force, progress=progress
             )
+    if os.environ.get("GITHUB_OUTPUT"):
+        with open(os.environ["GITHUB_OUTPUT"], "a") as f:
+            f.write(f"image={result.image.ref}\ndigest={result.image.digest or ''}\n")
     if json_:
         print(json.dumps({"image": result.image.__dict__, "built": result.built, "pushed": result.pushed}))
         return

@@ -76,3 +76,11 @@ def test_bump_then_noop(project: Project) -> None:
 def test_sandbox_status_when_not_running(tmp_path: Path) -> None:
     proc = invoke("sandbox.status", env={**os.environ, "SANDBOX_HOME": str(tmp_path)})
     assert proc.returncode == 1 and "not running" in proc.stderr
+
+
+def test_in_github_actions_an_error_is_also_an_annotation(tmp_path: Path) -> None:
+    env = {**os.environ, "GITHUB_ACTIONS": "true"}
+    proc = invoke("bump", "--env", "qa", "--tag", "sha-1a2b3c4", env=env)
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("::error title=ConfigError::unknown environment 'qa'")
+    assert proc.stderr.startswith("error: unknown environment 'qa'")
