@@ -10,12 +10,14 @@ import os
 import shutil
 import subprocess
 import threading
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 
 from sandbox.home import ClusterSettings, Home, Settings, free_port
@@ -129,3 +131,27 @@ def fresh_kube(tmp_path: Path) -> Iterator[RunningKube]:
     running = RunningKube(Home(tmp_path / "home"), kube_settings(lifetime=2)).start()
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[docker.DockerClient]:
+    client = docker.from_env()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def busybox(engine: docker.DockerClient) -> Iterator[str]:
+    """A tiny image made offline: static busybox as /bin/sh and friends, and a page for ``httpd``."""
+    from sandbox.kube.pgimage import RootFS, build_image, static_busybox
+
+    tag = f"sandbox-test/busybox:{uuid.uuid4().hex[:8]}"
+    rootfs = RootFS()
+    rootfs.add_host_file(static_busybox(), "/bin/busybox")
+    for applet in ("sh", "sleep", "httpd", "wget", "cat", "echo", "ls"):
+        rootfs.add_symlink(f"/bin/{applet}", "busybox")
+    rootfs.add_file("/www/index.html", b"hello from busybox\n")
+    rootfs.add_dir("/tmp", 0o1777)
+    build_image(engine, tag, rootfs, ['CMD ["/bin/sh"]'], "test")
+    yield tag
+    engine.images.remove(tag, force=True)

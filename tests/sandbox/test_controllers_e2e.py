@@ -35,7 +35,6 @@ from sandbox.kube.controllers.objects import (
     get_condition,
 )
 from sandbox.kube.kubelet import LABEL_CLUSTER, LABEL_HOME, Kubelet, home_hash
-from sandbox.kube.pgimage import RootFS, build_image, static_busybox
 from sandbox.kube.store import Store
 from tests.sandbox.test_controllers import kubectl_rollout_status
 
@@ -94,27 +93,6 @@ class Harness:
 
     def rolled_out(self, ns: str, name: str) -> bool:
         return kubectl_rollout_status(self.deployment(ns, name))[0]
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[docker.DockerClient]:
-    client = docker.from_env()
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def busybox(engine: docker.DockerClient) -> Iterator[str]:
-    tag = f"sandbox-test/controllers:{uuid.uuid4().hex[:8]}"
-    rootfs = RootFS()
-    rootfs.add_host_file(static_busybox(), "/bin/busybox")
-    for applet in ("sh", "sleep", "httpd", "cat", "echo", "ls"):
-        rootfs.add_symlink(f"/bin/{applet}", "busybox")
-    rootfs.add_file("/www/index.html", b"hello from the sandbox\n")
-    rootfs.add_dir("/tmp", 0o1777)
-    build_image(engine, tag, rootfs, ['CMD ["/bin/sh"]'], "controllers-test")
-    yield tag
-    engine.images.remove(tag, force=True)
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +215,7 @@ def test_deployment_becomes_available_and_its_service_routes_to_ready_pods(
 
     for ip, port in cluster.wait(routed, "proxy routes"):
         assert port == 8080
-        assert requests.get(f"http://{ip}:{port}/", timeout=5).text == "hello from the sandbox\n"
+        assert requests.get(f"http://{ip}:{port}/", timeout=5).text == "hello from busybox\n"
     cluster.store.create(
         INGRESSES,
         {

@@ -33,31 +33,8 @@ from sandbox.kube.kubelet import (
     registry_host,
     split_image,
 )
-from sandbox.kube.pgimage import RootFS, build_image, static_busybox
 
 Status = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def engine() -> Iterator[docker.DockerClient]:
-    client = docker.from_env()
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def busybox(engine: docker.DockerClient) -> Iterator[str]:
-    """A tiny image: static busybox as /bin/sh and a page for ``httpd``."""
-    tag = f"sandbox-test/busybox:{uuid.uuid4().hex[:8]}"
-    rootfs = RootFS()
-    rootfs.add_host_file(static_busybox(), "/bin/busybox")
-    for applet in ("sh", "sleep", "httpd", "wget", "cat", "echo", "ls"):
-        rootfs.add_symlink(f"/bin/{applet}", "busybox")
-    rootfs.add_file("/www/index.html", b"hello from busybox\n")
-    rootfs.add_dir("/tmp", 0o1777)
-    build_image(engine, tag, rootfs, ['CMD ["/bin/sh"]'], "test")
-    yield tag
-    engine.images.remove(tag, force=True)
 
 
 @pytest.fixture

@@ -24,13 +24,6 @@ ENV = {"POSTGRES_USER": "app", "POSTGRES_PASSWORD": "s3cret", "POSTGRES_DB": "ap
 
 
 @pytest.fixture(scope="module")
-def engine() -> Iterator[docker.DockerClient]:
-    client = docker.from_env()
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def image(engine: docker.DockerClient) -> Iterator[str]:
     name = f"sandbox-test/postgres:{uuid.uuid4().hex[:8]}"
     began = time.monotonic()
