@@ -42,6 +42,38 @@ def configmap_values(cm: Obj) -> dict[str, bytes]:
     return out
 
 
+# The two kinds env can read from: the word the kubelet's messages use for each, and how to decode it.
+_SOURCES: dict[str, tuple[str, str, Callable[[Obj], dict[str, bytes]]]] = {
+    "configMap": ("configmap", "ConfigMap", configmap_values),
+    "secret": ("secret", "Secret", secret_values),
+}
+
+
+def _source_values(kind: str, ref: Mapping[str, Any], objects: Mapping[str, Obj]) -> dict[str, bytes] | None:
+    """The referenced object's values; None when it is absent but optional, else a config error."""
+    word, _, values = _SOURCES[kind]
+    name = str(ref.get("name", ""))
+    obj = objects.get(name)
+    if obj is None:
+        if ref.get("optional"):
+            return None
+        raise _ConfigError(f'{word} "{name}" not found')
+    return values(obj)
+
+
+def _key_value(kind: str, ref: Mapping[str, Any], objects: Mapping[str, Obj], ns: str) -> bytes | None:
+    """One key of the referenced object (``configMapKeyRef``/``secretKeyRef``), with the same rules."""
+    data = _source_values(kind, ref, objects)
+    if data is None:
+        return None
+    key = str(ref.get("key", ""))
+    if key not in data:
+        if ref.get("optional"):
+            return None
+        raise _ConfigError(f"couldn't find key {key} in {_SOURCES[kind][1]} {ns}/{ref.get('name', '')}")
+    return data[key]
+
+
 def _field_value(pod: Obj, path: str) -> str | None:
     """``fieldRef`` values the API knows; None for ``status.*`` ones, which the kubelet fills."""
     m = meta(pod)
@@ -92,24 +124,12 @@ def _env_for(
     for source in container.get("envFrom") or []:
         prefix = source.get("prefix") or ""
         if "configMapRef" in source:
-            ref = source["configMapRef"]
-            cm = configmaps.get(ref.get("name", ""))
-            if cm is None:
-                if ref.get("optional"):
-                    continue
-                raise _ConfigError(f'configmap "{ref.get("name", "")}" not found')
-            raw = configmap_values(cm)
+            raw = _source_values("configMap", source["configMapRef"], configmaps)
         elif "secretRef" in source:
-            ref = source["secretRef"]
-            secret = secrets.get(ref.get("name", ""))
-            if secret is None:
-                if ref.get("optional"):
-                    continue
-                raise _ConfigError(f'secret "{ref.get("name", "")}" not found')
-            raw = secret_values(secret)
+            raw = _source_values("secret", source["secretRef"], secrets)
         else:
             continue
-        for k, v in raw.items():
+        for k, v in (raw or {}).items():
             env[prefix + k] = v.decode(errors="replace")
     for var in container.get("env") or []:
         name = var.get("name", "")
@@ -117,34 +137,13 @@ def _env_for(
             env[name] = str(var.get("value") or "")
             continue
         value_from = var["valueFrom"] or {}
-        if "configMapKeyRef" in value_from:
-            ref = value_from["configMapKeyRef"]
-            cm_name, key = ref.get("name", ""), ref.get("key", "")
-            cm = configmaps.get(cm_name)
-            if cm is None:
-                if ref.get("optional"):
-                    continue
-                raise _ConfigError(f'configmap "{cm_name}" not found')
-            data = configmap_values(cm)
-            if key not in data:
-                if ref.get("optional"):
-                    continue
-                raise _ConfigError(f"couldn't find key {key} in ConfigMap {ns}/{cm_name}")
-            env[name] = data[key].decode(errors="replace")
-        elif "secretKeyRef" in value_from:
-            ref = value_from["secretKeyRef"]
-            secret_name, key = ref.get("name", ""), ref.get("key", "")
-            secret = secrets.get(secret_name)
-            if secret is None:
-                if ref.get("optional"):
-                    continue
-                raise _ConfigError(f'secret "{secret_name}" not found')
-            data = secret_values(secret)
-            if key not in data:
-                if ref.get("optional"):
-                    continue
-                raise _ConfigError(f"couldn't find key {key} in Secret {ns}/{secret_name}")
-            env[name] = data[key].decode(errors="replace")
+        if "configMapKeyRef" in value_from or "secretKeyRef" in value_from:
+            kind = "configMap" if "configMapKeyRef" in value_from else "secret"
+            raw_value = _key_value(
+                kind, value_from[f"{kind}KeyRef"], configmaps if kind == "configMap" else secrets, ns
+            )
+            if raw_value is not None:
+                env[name] = raw_value.decode(errors="replace")
         elif "fieldRef" in value_from:
             value = _field_value(pod, str(value_from["fieldRef"].get("fieldPath", "")))
             if value is not None:
