@@ -217,15 +217,6 @@ def _identity(settings: Settings) -> dict[str, str]:
     }
 
 
-def log(settings: Settings, path: str, limit: int = 20) -> list[tuple[str, str, str]]:
-    """(hash, date, subject) of the latest commits touching ``path`` on the remote branch."""
-    directory = _clone_dir(settings)
-    with _locked(directory), closing(_sync(settings, directory)) as repo:
-        out = repo.git.log(f"-{limit}", "--format=%H%x09%cI%x09%s", "--", path)
-    rows = [line.split("\t", 2) for line in out.splitlines() if line]
-    return [(r[0], r[1], r[2]) for r in rows]
-
-
 def snapshot(settings: Settings, dest: Path) -> str:
     """Copy the remote branch's tip (without .git) to ``dest``; return the tip's commit hash.
 

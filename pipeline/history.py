@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from . import gitops
@@ -81,7 +81,3 @@ def last_good(records: list[Record], *, excluding: str | None = None) -> Record 
         if entry.result == "succeeded" and entry.digest and entry.digest != excluding:
             return entry
     return None
-
-
-def with_commit(entry: Record, commit: str) -> Record:
-    return replace(entry, commit=commit)
