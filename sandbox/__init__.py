@@ -4,6 +4,6 @@ Test and demo infrastructure. The pipeline never imports this package; it only s
 credentials, kubeconfig and CA bundle that ``invoke sandbox.env`` prints.
 """
 
+from .errors import SandboxError
 
-class SandboxError(Exception):
-    """An expected sandbox failure; ``str()`` is one line saying what to do."""
+__all__ = ["SandboxError"]
