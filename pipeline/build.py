@@ -8,56 +8,28 @@ whether the tree is dirty); ``release.py`` hands the :class:`Image` to ``overlay
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import subprocess
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .base import Progress, first_line, quiet
 from .config import Settings
 from .errors import (
     BuildError,
-    ConfigError,
     ImageNotFound,
     RegistryAuthError,
     RegistryError,
     RegistryUnreachable,
 )
+from .images import DIGEST, Image, check_tag
+
+__all__ = ["BuildResult", "Image", "build", "lookup"]
 
 if TYPE_CHECKING:
     import docker
-
-Progress = Callable[[str], None]
-
-# Docker's own grammar for a tag (distribution/reference).
-TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-
-
-@dataclass(frozen=True)
-class Image:
-    repository: str  # registry host included: docker.io/campus/backend
-    tag: str
-    digest: str | None = None
-
-    @property
-    def ref(self) -> str:
-        return f"{self.repository}:{self.tag}"
-
-    @property
-    def pinned(self) -> str:
-        """The reference Kubernetes runs: immutable once a digest is known."""
-        return f"{self.ref}@{self.digest}" if self.digest else self.ref
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> Image:
-        return cls(**json.loads(text))
 
 
 @dataclass(frozen=True)
@@ -67,26 +39,6 @@ class BuildResult:
     pushed: bool
     # Why nothing was built, for the summary ("already in the registry").
     skipped: str = ""
-
-
-def check_tag(tag: str) -> str:
-    if not TAG.fullmatch(tag):
-        raise ConfigError(
-            f"{tag!r} is not a valid Docker tag",
-            "Use letters, digits, '_', '.' and '-', at most 128, not starting with '.' or '-'",
-        )
-    return tag
-
-
-def check_digest(digest: str) -> str:
-    if not DIGEST.fullmatch(digest):
-        raise ConfigError(f"{digest!r} is not an image digest", "Give it as sha256:<64 hex digits>")
-    return digest
-
-
-def source_tag(commit: str, dirty: bool) -> str:
-    """``sha-<7 hex>``, marked when built from uncommitted changes so it is never mistaken for the commit."""
-    return f"sha-{commit[:7]}" + ("-dirty" if dirty else "")
 
 
 def _client() -> docker.DockerClient:
@@ -117,7 +69,7 @@ def _login_hint(settings: Settings) -> str:
 def _registry_error(doing: str, message: str, settings: Settings) -> RegistryError:
     """Translate the engine's registry errors into ours; the message never contains credentials."""
     text = message.lower()
-    first = message.strip().splitlines()[0][:200] if message.strip() else "no detail"
+    first = first_line(message, 200)
     if any(s in text for s in ("unauthorized", "authentication required", "no basic auth", "denied")):
         return RegistryAuthError(f"{doing}: 401 unauthorized", _login_hint(settings))
     if any(s in text for s in ("connection refused", "no such host", "i/o timeout", "dial tcp", "eof")):
@@ -237,7 +189,7 @@ def build(
     *,
     push: bool,
     force: bool = False,
-    progress: Progress = lambda _: None,
+    progress: Progress = quiet,
 ) -> BuildResult:
     """Build ``commit``'s image as ``tag`` and (with ``push``) push it, unless the registry already has it."""
     client = _client()

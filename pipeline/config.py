@@ -13,15 +13,33 @@ from __future__ import annotations
 import os
 import subprocess
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
-from .smoke import Check, checks_from_config
 
 CONFIG_FILE = "pipeline.toml"
+# The built-in smoke check that compares GET /version's commit with the release; user checks may not take it.
+VERSION_CHECK = "version"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One HTTP request and what its answer must be, configured per environment in ``pipeline.toml``.
+
+    ``expect_body`` is a *substring* of the body, not the whole body: it states "this is our service
+    answering" (the greeting) without breaking on a trailing newline or surrounding markup; the commit's
+    identity is the version check's job. ``expect_json`` is a *subset*: the body must be a JSON object and
+    every key given here must have exactly the given value; other keys are ignored.
+    """
+
+    name: str
+    path: str = "/"
+    expect_status: int = 200
+    expect_body: str | None = None
+    expect_json: Mapping[str, Any] | None = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)
@@ -133,6 +151,54 @@ class Settings:
             raise ConfigError(
                 f"unknown environment {name!r}", f"Use one of: {known} (see [environments] in {CONFIG_FILE})"
             ) from None
+
+
+def checks_from_config(raw: Sequence[Mapping[str, Any]], where: str = "smoke") -> tuple[Check, ...]:
+    """Checks from ``[[environments.NAME.smoke]]`` tables; any mistake is one :class:`ConfigError` line.
+
+    ``where`` names the array in messages (e.g. ``environments.staging.smoke``). A check without a
+    ``name`` is called ``GET <path>``; names must be distinct, and ``version`` is the built-in check's.
+    """
+    if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
+        raise ConfigError(f"pipeline.toml: {where} must be an array of tables", "Write [[{where}]] entries")
+    keys = {"name", "path", "expect_status", "expect_body", "expect_json"}
+    checks: list[Check] = []
+    for i, entry in enumerate(raw, 1):
+        at = f"pipeline.toml: {where} #{i}"
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"{at} must be a table", "Write it as [[{where}]] with keys under it")
+        unknown = sorted(set(entry) - keys)
+        if unknown:
+            raise ConfigError(f"{at}: unknown key {unknown[0]!r}", f"Use only: {', '.join(sorted(keys))}")
+        path = entry.get("path", "/")
+        if not isinstance(path, str) or not path.startswith("/") or any(c.isspace() for c in path):
+            raise ConfigError(f"{at}: path {path!r} must start with / and hold no spaces", "e.g. path = '/'")
+        status = entry.get("expect_status", 200)
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            raise ConfigError(f"{at}: expect_status {status!r} is not an HTTP status", "e.g. 200")
+        body = entry.get("expect_body")
+        if body is not None and (not isinstance(body, str) or not body):
+            raise ConfigError(f"{at}: expect_body must be a non-empty string", "It is matched as a substring")
+        expect_json = entry.get("expect_json")
+        if expect_json is not None and not isinstance(expect_json, Mapping):
+            raise ConfigError(f"{at}: expect_json must be a table", 'e.g. expect_json = { status = "ok" }')
+        name = entry.get("name", f"GET {path}")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{at}: name must be a non-empty string", "Name the check")
+        if name == VERSION_CHECK:
+            raise ConfigError(f"{at}: the name {name!r} is the built-in version check's", "Choose another")
+        if any(c.name == name for c in checks):
+            raise ConfigError(f"{at}: a second check named {name!r}", "Give each check a distinct name")
+        checks.append(
+            Check(
+                name=name,
+                path=path,
+                expect_status=status,
+                expect_body=body,
+                expect_json=dict(expect_json) if expect_json is not None else None,
+            )
+        )
+    return tuple(checks)
 
 
 def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:

@@ -85,8 +85,31 @@ class RenderError(PipelineError):
     """kustomize could not render an overlay."""
 
 
+class ApplyError(PipelineError):
+    """Applying the overlay failed."""
+
+
+class SecretEnvMissing(ApplyError, ConfigError):
+    """An environment variable that a Secret key comes from is not set."""
+
+
 class SmokeError(PipelineError):
     """The smoke tests cannot run as configured (e.g. the CA bundle cannot be read)."""
+
+
+class StageFailed(PipelineError):
+    """A stage after the bump failed (``stage`` names it, ``reason`` says why): the release rolls back."""
+
+    def __init__(self, stage: str, reason: str) -> None:
+        super().__init__(f"{stage}: {reason}")
+        # Kept whole (PipelineError trims a trailing period): the reason goes verbatim into the rollback
+        # commit and the history.
+        self.args = (f"{stage}: {reason}",)
+        self.stage = stage
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class ReleaseRefused(PipelineError):

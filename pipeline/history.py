@@ -75,6 +75,21 @@ def failed_digests(records: list[Record]) -> set[str]:
     return {d for d, r in latest.items() if r.result in ("failed", "rolled-back")}
 
 
+def passed(records: list[Record], digest: str) -> Record | None:
+    """The newest succeeded release of exactly ``digest``: what makes it promotable."""
+    return next((r for r in records if r.digest == digest and r.result == "succeeded"), None)
+
+
+def matching(records: list[Record], to: str) -> Record | None:
+    """The newest succeeded release whose tag or digest is ``to``, or whose overlay commit starts with it."""
+    for r in records:
+        if r.result == "succeeded" and to in (r.image.rsplit(":", 1)[-1], r.digest):
+            return r
+        if len(to) >= 7 and r.commit.startswith(to):
+            return r
+    return None
+
+
 def last_good(records: list[Record], *, excluding: str | None = None) -> Record | None:
     """The newest release that succeeded, other than ``excluding`` (a digest)."""
     for entry in records:

@@ -7,7 +7,7 @@ import time
 import docker
 import pytest
 
-from pipeline import build, release
+from pipeline import build, images, release
 from pipeline.errors import BuildError, ConfigError, RegistryAuthError, RegistryUnreachable, SourceError
 from sandbox.home import free_port
 
@@ -76,5 +76,5 @@ def test_missing_dockerfile(project: Project) -> None:
 
 def test_invalid_tag() -> None:
     with pytest.raises(ConfigError, match="not a valid Docker tag"):
-        build.check_tag("-nope")
-    assert build.check_tag("sha-1a2b3c4") == "sha-1a2b3c4"
+        images.check_tag("-nope")
+    assert images.check_tag("sha-1a2b3c4") == "sha-1a2b3c4"

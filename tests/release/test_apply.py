@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from pipeline import apply
+from pipeline import apply, applyset, appsecret, compare, errors
 from pipeline.errors import ConfigError
 
-SPEC = apply.SecretSpec(
+SPEC = appsecret.SecretSpec(
     "backend-core-secrets",
     {"POSTGRES_PASSWORD": "CAMPUS_POSTGRES_PASSWORD", "ADMIN_PASS": "CAMPUS_ADMIN_PASS"},
 )
@@ -38,7 +38,7 @@ def test_order_puts_dependencies_first_and_ingress_last() -> None:
         obj("Namespace", "campus", None),
         obj("Deployment", "db", api="apps/v1"),
     ]
-    kinds = [(o["kind"], o["metadata"]["name"]) for o in apply.order(rendered)]
+    kinds = [(o["kind"], o["metadata"]["name"]) for o in applyset.order(rendered)]
     assert kinds == [
         ("Namespace", "campus"),
         ("CustomResourceDefinition", "x"),
@@ -58,7 +58,7 @@ def test_order_puts_dependencies_first_and_ingress_last() -> None:
 def test_labelled_marks_ours_without_touching_the_input() -> None:
     original = obj("ConfigMap", "cfg")
     original["metadata"]["labels"] = {"app": "web"}
-    marked = apply.labelled(original, "staging", "applyset-x-v1")
+    marked = applyset.labelled(original, "staging", "applyset-x-v1")
     assert marked["metadata"]["labels"] == {
         "app": "web",
         "app.kubernetes.io/managed-by": "campus-pipeline",
@@ -71,15 +71,15 @@ def test_labelled_marks_ours_without_touching_the_input() -> None:
 def test_applyset_id_follows_kep_3659() -> None:
     digest = hashlib.sha256(b"campus-pipeline-staging.campus.ConfigMap.").digest()
     expected = "applyset-" + base64.urlsafe_b64encode(digest).decode().rstrip("=") + "-v1"
-    set_id = apply.applyset_id("campus-pipeline-staging", "campus")
+    set_id = applyset.applyset_id("campus-pipeline-staging", "campus")
     assert set_id == expected
     assert len(set_id) <= 63  # a label value
 
 
 def test_group_kind_and_key_ignore_the_version() -> None:
-    assert apply.group_kind(obj("Deployment", "w", api="apps/v1")) == "Deployment.apps"
-    assert apply.group_kind(obj("ConfigMap", "c")) == "ConfigMap"
-    assert apply.key(obj("HorizontalPodAutoscaler", "h", api="autoscaling/v1")) == apply.key(
+    assert applyset.group_kind(obj("Deployment", "w", api="apps/v1")) == "Deployment.apps"
+    assert applyset.group_kind(obj("ConfigMap", "c")) == "ConfigMap"
+    assert applyset.key(obj("HorizontalPodAutoscaler", "h", api="autoscaling/v1")) == applyset.key(
         obj("HorizontalPodAutoscaler", "h", api="autoscaling/v2")
     )
 
@@ -91,8 +91,8 @@ def test_inventory_namespace_is_the_overlays() -> None:
         obj("Service", "b"),
         obj("Pod", "x", "other"),
     ]
-    assert apply.inventory_namespace(objects) == "campus"
-    assert apply.inventory_namespace([obj("Namespace", "campus", None)]) == "default"
+    assert applyset.inventory_namespace(objects) == "campus"
+    assert applyset.inventory_namespace([obj("Namespace", "campus", None)]) == "default"
 
 
 def test_secret_is_built_from_the_environment() -> None:
@@ -103,7 +103,7 @@ def test_secret_is_built_from_the_environment() -> None:
 
 
 def test_missing_secret_variables_are_named_and_values_never_shown() -> None:
-    with pytest.raises(apply.SecretEnvMissing) as caught:
+    with pytest.raises(errors.SecretEnvMissing) as caught:
         SPEC.build({"CAMPUS_POSTGRES_PASSWORD": "pg-pass", "CAMPUS_ADMIN_PASS": ""}, "campus")
     message = str(caught.value)
     assert "CAMPUS_ADMIN_PASS" in message and "is not set" in message
@@ -117,7 +117,7 @@ def test_missing_secret_stops_apply_before_connecting() -> None:
 
     # Nothing listens on this address: the error must come from the environment check, not the network.
     nowhere = ClusterAccess("test cluster", "https://127.0.0.1:9", "", StaticToken("t"))
-    with pytest.raises(apply.SecretEnvMissing):
+    with pytest.raises(errors.SecretEnvMissing):
         apply.apply(nowhere, [obj("ConfigMap", "c")], secret=SPEC, environ={}, inventory="staging")
 
 
@@ -125,7 +125,7 @@ def test_duplicates_are_refused() -> None:
     from pipeline.gke import ClusterAccess, StaticToken
 
     nowhere = ClusterAccess("test cluster", "https://127.0.0.1:9", "", StaticToken("t"))
-    with pytest.raises(apply.ApplyError, match="appears twice"):
+    with pytest.raises(errors.ApplyError, match="appears twice"):
         apply.apply(nowhere, [obj("ConfigMap", "c"), obj("ConfigMap", "c")], inventory="staging")
 
 
@@ -140,14 +140,14 @@ def test_normalized_drops_what_the_server_owns() -> None:
         annotations={"deployment.kubernetes.io/revision": "3"},
     )
     live["status"] = {"replicas": 1}
-    assert apply.normalized(live) == obj("Deployment", "w", api="apps/v1")
+    assert compare.normalized(live) == obj("Deployment", "w", api="apps/v1")
 
 
 def test_redacted_hides_secret_values_and_last_applied() -> None:
     secret = obj("Secret", "s")
     secret["data"] = {"A": "c2VjcmV0"}
-    secret["metadata"]["annotations"] = {apply.LAST_APPLIED: '{"data":{"A":"c2VjcmV0"}}'}
-    shown = apply.redacted(secret)
+    secret["metadata"]["annotations"] = {compare.LAST_APPLIED: '{"data":{"A":"c2VjcmV0"}}'}
+    shown = compare.redacted(secret)
     assert "c2VjcmV0" not in repr(shown)
     assert shown["data"] == {"A": "<redacted>"}
     assert secret["data"] == {"A": "c2VjcmV0"}  # the input is untouched
@@ -156,13 +156,13 @@ def test_redacted_hides_secret_values_and_last_applied() -> None:
 def test_secret_key_changes() -> None:
     before = {"data": {"A": "MQ==", "B": "Mg==", "C": "Mw=="}}
     after = {"data": {"A": "MQ==", "B": "OQ==", "D": "NA=="}}
-    assert apply.secret_key_changes(before, after) == [
+    assert compare.secret_key_changes(before, after) == [
         ("A", "unchanged"),
         ("B", "changed"),
         ("C", "removed"),
         ("D", "added"),
     ]
-    assert apply.secret_key_changes(None, after)[0] == ("A", "added")
+    assert compare.secret_key_changes(None, after)[0] == ("A", "added")
 
 
 def test_unified_diff_names_the_object() -> None:
@@ -170,7 +170,7 @@ def test_unified_diff_names_the_object() -> None:
     before["data"] = {"DOMAIN": "old"}
     after = obj("ConfigMap", "cfg")
     after["data"] = {"DOMAIN": "new"}
-    text = apply.unified(before, after, "configmap/cfg")
+    text = compare.unified(before, after, "configmap/cfg")
     assert "--- live/configmap/cfg" in text and "-  DOMAIN: old" in text and "+  DOMAIN: new" in text
 
 

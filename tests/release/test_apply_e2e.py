@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from pipeline import apply, gke, kube, render, rollout
+from pipeline import apply, appsecret, errors, gke, kube, render, rollout
 
 from .conftest import ROOT, Clusters, Images  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.e2e
 
-SECRET = apply.SecretSpec(
+SECRET = appsecret.SecretSpec(
     "backend-core-secrets",
     {"POSTGRES_PASSWORD": "CAMPUS_POSTGRES_PASSWORD", "ADMIN_PASS": "CAMPUS_ADMIN_PASS"},
 )
@@ -131,8 +131,8 @@ def test_staging_overlay_rolls_out_with_its_database(staging: gke.ClusterAccess,
 def test_missing_secret_variable_applies_nothing(staging: gke.ClusterAccess) -> None:
     ns = f"nosecret-{uuid.uuid4().hex[:6]}"
     objects = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}]
-    spec = apply.SecretSpec("app-secrets", {"PASSWORD": "CAMPUS_TEST_UNSET_VARIABLE"}, namespace=ns)
-    with pytest.raises(apply.SecretEnvMissing, match="CAMPUS_TEST_UNSET_VARIABLE"):
+    spec = appsecret.SecretSpec("app-secrets", {"PASSWORD": "CAMPUS_TEST_UNSET_VARIABLE"}, namespace=ns)
+    with pytest.raises(errors.SecretEnvMissing, match="CAMPUS_TEST_UNSET_VARIABLE"):
         apply.apply(staging, objects, secret=spec, environ={}, inventory=ns)
     with kube.connect(staging) as k:
         assert k.get("v1", "Namespace", ns) is None

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import trustme
 
-from pipeline import smoke
+from pipeline import config, smoke
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.smoke import Check, SmokeError, Target
 
@@ -293,12 +293,12 @@ def test_checks_from_config() -> None:
         {"name": "health", "path": "/healthz", "expect_json": {"status": "ok"}},
         {"path": "/missing", "expect_status": 404},
     ]
-    assert smoke.checks_from_config(raw) == (
+    assert config.checks_from_config(raw) == (
         Check("GET /", "/", expect_body=GREETING),
         Check("health", "/healthz", expect_json={"status": "ok"}),
         Check("GET /missing", "/missing", expect_status=404),
     )
-    assert smoke.checks_from_config([]) == ()
+    assert config.checks_from_config([]) == ()
 
 
 @pytest.mark.parametrize(
@@ -318,7 +318,7 @@ def test_checks_from_config() -> None:
 )
 def test_checks_from_config_refuses_mistakes_in_one_line(raw: Any, message: str) -> None:
     with pytest.raises(ConfigError) as info:
-        smoke.checks_from_config(raw, where="environments.staging.smoke")
+        config.checks_from_config(raw, where="environments.staging.smoke")
     text = str(info.value)
     assert message in text and "\n" not in text, text
     assert text.startswith("pipeline.toml: environments.staging.smoke"), text

@@ -1,0 +1,94 @@
+"""Pre-flight stage: everything a release checks before it writes anything.
+
+The overlay at the GitOps remote's tip with the new pin, rendered once and validated (``render``,
+``validate``); the image's digest as the registry has it (``build.lookup``); a digest that already failed
+in this environment refused unless forced (``history``). ``release.py`` runs these, then the server-side
+dry run, before the bump: a refusal here leaves no commit and no change in the cluster.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import gitops, history, overlays
+from .base import Obj
+from .config import Environment, Settings
+from .errors import ImageNotFound, ReleaseRefused, ValidationFailed
+from .images import Image
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The objects a release will apply, and whether its pin changes git."""
+
+    pin: overlays.Pin
+    old: overlays.Pin | None
+    objects: list[Obj]
+    changes_git: bool
+
+
+def prepare(settings: Settings, env: Environment, pin: overlays.Pin) -> Prepared:
+    """The overlay at the remote's tip with ``pin`` applied, rendered and validated; nothing is written."""
+    from . import render, validate
+
+    with tempfile.TemporaryDirectory(prefix="campus-release-") as tmp:
+        root = Path(tmp)
+        gitops.snapshot(settings, root)
+        path = overlays.kustomization(root / env.overlay)
+        old = overlays.read_pin(path, pin.name)
+        bumped = overlays.pin(path, pin, root)
+        rendered = render.kustomize_build(root / env.overlay)
+        report = validate.validate_rendered(
+            root / env.overlay, rendered, placeholder_images=[settings.image.kustomize_name]
+        )
+        if report.errors:
+            raise ValidationFailed(
+                f"{env.overlay} does not validate "
+                f"({len(report.errors)} error(s), first: {report.errors[0].message})",
+                [f.message for f in report.errors],
+                "Run `invoke validate` and fix the manifests",
+            )
+    return Prepared(pin, old, list(rendered.objects), bumped is not None)
+
+
+def resolve(settings: Settings, image: Image) -> Image:
+    """The image with its registry digest; refuses (before anything is written) an image that is absent."""
+    from . import build
+
+    found = build.lookup(settings, image.tag, repository=image.repository)
+    if found is None:
+        raise ImageNotFound(
+            f"{image.ref} is not in the registry", "Build and push it first (`invoke build --push`)"
+        )
+    if image.digest and found.digest != image.digest:
+        raise ReleaseRefused(
+            f"{image.ref} now has digest {found.digest}, not the {image.digest} asked for",
+            "The tag was pushed again; release by the digest the registry has, or rebuild",
+        )
+    return found
+
+
+def refuse_failed(records: list[history.Record], image: Image, env: Environment) -> None:
+    """Refuse a digest whose latest release in ``env`` failed (``--force`` skips this check)."""
+    if image.digest and image.digest in history.failed_digests(records):
+        raise ReleaseRefused(
+            f"{image.ref}@{image.digest[:19]}… failed in {env.name} before",
+            "Release a fixed image, or pass --force to try this digest again",
+        )
+
+
+def current_pin(settings: Settings, env: Environment) -> overlays.Pin | None:
+    """What the environment's overlay pins at the remote's tip."""
+    with tempfile.TemporaryDirectory(prefix="campus-pin-") as tmp:
+        gitops.snapshot(settings, Path(tmp))
+        return overlays.read_pin(
+            overlays.kustomization(Path(tmp) / env.overlay), settings.image.kustomize_name
+        )
+
+
+def tip(settings: Settings) -> str:
+    """The GitOps remote's tip commit."""
+    with tempfile.TemporaryDirectory(prefix="campus-tip-") as tmp:
+        return gitops.snapshot(settings, Path(tmp))
