@@ -13,12 +13,13 @@ import fcntl
 import hashlib
 import random
 import re
-import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import tenacity
 
 from .config import Settings
 from .errors import GitOpsError, PushRejected, SourceError
@@ -178,32 +179,46 @@ def publish(
     ``change`` gets the clone's root and returns what it changed (None: nothing, so no commit).
     """
     directory = _clone_dir(settings)
+    retrying = _raced(settings)
+
+    def attempt() -> tuple[Published, Bump | None]:
+        number = int(retrying.statistics.get("attempt_number", 1))
+        with closing(_sync(settings, directory)) as repo:
+            result = change(directory)
+            if result is None:
+                return Published(None, number), None
+            try:
+                # git's own add/commit rather than GitPython's in-memory index: under a race, a
+                # retried commit must be built from the tree the reset just wrote, nothing cached.
+                repo.git.add("--", result.file)
+                repo.git.commit("--quiet", "--no-verify", "-m", message(result), env=_identity(settings))
+                commit = repo.head.commit
+                _push(settings, repo)
+            except PushRejected:
+                raise  # someone else landed first: the next attempt starts again from their tip
+            except Exception:
+                _reset(settings, directory)
+                raise
+            return Published(commit.hexsha, number), result
+
     with _locked(directory):
-        for attempt in range(1, settings.gitops.push_attempts + 1):
-            with closing(_sync(settings, directory)) as repo:
-                result = change(directory)
-                if result is None:
-                    return Published(None, attempt), None
-                try:
-                    # git's own add/commit rather than GitPython's in-memory index: under a race, a
-                    # retried commit must be built from the tree the reset just wrote, nothing cached.
-                    repo.git.add("--", result.file)
-                    repo.git.commit("--quiet", "--no-verify", "-m", message(result), env=_identity(settings))
-                    commit = repo.head.commit
-                    _push(settings, repo)
-                except PushRejected:
-                    # Someone else landed first: start again from their tip, with jitter so racers spread out.
-                    time.sleep(random.uniform(0.05, 0.25) * attempt)
-                    continue
-                except Exception:
-                    _reset(settings, directory)
-                    raise
-                return Published(commit.hexsha, attempt), result
-        _reset(settings, directory)
+        try:
+            return retrying(attempt)
+        except tenacity.RetryError:
+            _reset(settings, directory)
     raise GitOpsError(
         f"pushing to {scrub(settings.gitops.remote)}: "
         f"rejected {settings.gitops.push_attempts} times in a row",
         "Others keep pushing to the branch; try again in a minute",
+    )
+
+
+def _raced(settings: Settings) -> tenacity.Retrying:
+    """Retry what lost a race to another pusher, with jitter that grows so racers spread out."""
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(PushRejected),
+        stop=tenacity.stop_after_attempt(settings.gitops.push_attempts),
+        wait=lambda state: random.uniform(0.05, 0.25) * state.attempt_number,
     )
 
 
@@ -257,21 +272,24 @@ def add_note(settings: Settings, commit: str, text: str) -> None:
 def _append_note(settings: Settings, repo: git.Repo, commit: str, text: str) -> None:
     import git
 
-    for attempt in range(1, settings.gitops.push_attempts + 1):
+    def attempt() -> None:
         _fetch_notes(settings, repo)
         try:
             repo.git.notes("--ref", NOTES_REF, "append", "-m", text, commit, env=_identity(settings))
             repo.git.push("--quiet", "--porcelain", "origin", f"{NOTES_REF}:{NOTES_REF}")
-            return
         except git.GitCommandError as e:
             rejected = any(s in f"{e.stdout} {e.stderr}" for s in ("[rejected]", "fetch first", "non-fast"))
             if not rejected:
                 raise _fail("recording the release in", e, settings) from None
-            time.sleep(random.uniform(0.05, 0.25) * attempt)
-    raise GitOpsError(
-        f"recording the release in {scrub(settings.gitops.remote)}: notes push rejected repeatedly",
-        "Try `invoke history` later; the release itself is done",
-    )
+            raise PushRejected("pushing release notes: the notes ref moved", "Retrying") from None
+
+    try:
+        _raced(settings)(attempt)
+    except tenacity.RetryError:
+        raise GitOpsError(
+            f"recording the release in {scrub(settings.gitops.remote)}: notes push rejected repeatedly",
+            "Try `invoke history` later; the release itself is done",
+        ) from None
 
 
 @dataclass(frozen=True)
