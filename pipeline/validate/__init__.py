@@ -5,9 +5,10 @@ environment's overlay); ``release`` calls :func:`validate_rendered` on what it i
 target is rendered by :mod:`pipeline.render`, then checked in two passes:
 
 1. **Schema** (:mod:`.schema`), offline and strict: every object against the Kubernetes OpenAPI schemas
-   bundled by the ``kubernetes-validate`` package (unknown fields and wrong types are errors). Kinds it has
-   no schema for (CRDs such as GKE's ``ManagedCertificate``) are a ``no-schema`` warning: not checked, not
-   wrong.
+   bundled by the ``kubernetes-validate`` package, or -- for GKE's ``ManagedCertificate``,
+   ``BackendConfig`` and ``FrontendConfig`` -- against the schemas shipped with the pipeline in
+   ``crds/`` (unknown fields and wrong types are errors). Other CRDs are a ``no-schema`` warning: not
+   checked, not wrong.
 2. **Lint** (:mod:`.rules`): what a schema cannot see because it needs more than one object (a Service's
    selector and the pods it selects, an Ingress and the Service it names) or knowledge of the images we
    run (where the official postgres image keeps its data). The pass builds one :class:`~.index.Index` of
