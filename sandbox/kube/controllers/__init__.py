@@ -16,8 +16,9 @@ backends, and Ingress TLS Secrets) from a worker thread whenever it changes. The
 
 Modules, one per controller, each a level-triggered pass (``sync_all``) over the store:
 
-- ``deployment.py`` (with the pure arithmetic of ``rollout.py``): ReplicaSets per template, RollingUpdate
-  and Recreate, revisions, rollout status and conditions, ``ScalingReplicaSet`` events;
+- ``deployment.py`` (with the pure arithmetic gathered in ``rollout.py``: ``intstr.py``, ``specs.py``,
+  ``revisions.py``, ``scaling.py``, ``conditions.py``, ``rolloutstatus.py``): ReplicaSets per template,
+  RollingUpdate and Recreate, revisions, rollout status and conditions, ``ScalingReplicaSet`` events;
 - ``replicaset.py``: pods per ReplicaSet, adoption, deletion ranking, ReplicaSet status;
 - ``pods.py`` (with ``scheduling.py`` and ``resolve.py``): scheduling onto the node, ConfigMap/Secret/
   claim/Service resolution for the kubelet, pod status and kubelet events, stopping deleted pods;
