@@ -13,12 +13,19 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from pipeline.config import Settings
+    from pipeline.report import ReleaseReport
+    from sandbox.home import Home
 
 ROOT = Path(__file__).resolve().parent
 
@@ -57,14 +64,14 @@ def _errors() -> Iterator[None]:
         raise Exit(f"error: {e}", code=1) from None
 
 
-def _settings(c: Context) -> Any:
+def _settings(c: Context) -> Settings:
     from pipeline import config
 
     # PIPELINE_ROOT lets one install of the pipeline drive another checkout (and the tests use it).
     return config.load(Path(os.environ.get("PIPELINE_ROOT") or ROOT))
 
 
-def _console() -> Any:
+def _console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True, highlight=False)
@@ -172,7 +179,7 @@ def validate(c: Context, path: list[str]) -> None:
     print(f"validate: {summary}")
 
 
-def _github(report: Any) -> None:
+def _github(report: ReleaseReport) -> None:
     """In GitHub Actions: the job summary, step outputs, and an annotation when it failed."""
     from pipeline import report as fmt
 
@@ -186,7 +193,7 @@ def _github(report: Any) -> None:
         print(fmt.annotation("error", f"{report.kind} {report.env} failed", report.reason or report.result))
 
 
-def _finish(report: Any, json_: bool) -> None:
+def _finish(report: ReleaseReport, json_: bool) -> None:
     """The stage table (stderr), the JSON result (stdout with --json), GitHub's outputs; exit 1 on failure."""
     from rich.table import Table
 
@@ -213,7 +220,7 @@ def _finish(report: Any, json_: bool) -> None:
         raise Exit(f"error: {report.kind} {report.env} {report.result}: {report.reason}", code=1)
 
 
-def _approver(settings: Any, env: str, approved_by: str | None) -> str | None:
+def _approver(settings: Settings, env: str, approved_by: str | None) -> str | None:
     if approved_by is None and settings.environment(env).protected:
         return _confirm(env)
     return approved_by
@@ -344,7 +351,7 @@ def history(c: Context, env: str, limit: int = 20) -> None:
 # --- the sandbox: local stand-ins for Docker Hub, GitHub, GKE ---------------------------------------------
 
 
-def _home() -> Any:
+def _home() -> Home:
     from sandbox.home import Home
 
     return Home.locate(ROOT)
