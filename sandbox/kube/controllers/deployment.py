@@ -16,8 +16,9 @@ Each pass writes ``status`` (with the ``Available``/``Progressing`` conditions a
 ``kubectl describe deployment`` shows them. Spec writes carry the ``resourceVersion`` they were computed
 from, so a concurrent ``kubectl apply`` makes this pass fail with Conflict instead of being overwritten.
 
-Neighbours: ``replicaset.py`` turns ReplicaSet sizes into pods; ``pods.py`` reports which deleted pods are
-still terminating (for Recreate).
+Neighbours: ``deployment_rs.py`` builds the ReplicaSet objects this controller writes (the new one from
+the template, adoption and release); ``replicaset.py`` turns ReplicaSet sizes into pods; ``pods.py``
+reports which deleted pods are still terminating (for Recreate).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from ...errors import SandboxError
+from . import deployment_rs as drs
 from . import rollout as ru
 from .events import EventRecorder
 from .objects import (
@@ -36,7 +39,6 @@ from .objects import (
     REPLICASETS,
     Obj,
     controller_of,
-    controller_ref,
     deepcopy,
     deleting,
     get_condition,
@@ -58,7 +60,7 @@ log = logging.getLogger("sandbox.kube.controllers.deployment")
 COMPONENT = "deployment-controller"
 
 
-class Requeue(Exception):
+class Requeue(SandboxError):
     """This pass cannot go on (a write conflicted or a name collided); the next pass starts afresh."""
 
 
@@ -156,26 +158,10 @@ class DeploymentController:
                 if matches or deleting(d):
                     out.append(rs)
                     continue
-                changed = deepcopy(rs)
-                refs = [r for r in meta(changed).get("ownerReferences") or [] if r.get("uid") != uid_of(d)]
-                changed["metadata"]["ownerReferences"] = refs
-                self._update(changed, REPLICASETS)
+                self._update(drs.released(d, rs), REPLICASETS)
             elif ref is None and matches and not deleting(d) and not deleting(rs):
-                changed = deepcopy(rs)
-                refs = [
-                    *(meta(changed).get("ownerReferences") or []),
-                    controller_ref(d, "apps/v1", "Deployment"),
-                ]
-                changed["metadata"]["ownerReferences"] = refs
-                out.append(self._update(changed, REPLICASETS))
+                out.append(self._update(drs.adopted(d, rs), REPLICASETS))
         return out
-
-    def _replace(self, rss: list[Obj], rs: Obj) -> None:
-        for i, existing in enumerate(rss):
-            if name_of(existing) == name_of(rs):
-                rss[i] = rs
-                return
-        rss.append(rs)
 
     def _get_all(self, d: Obj, rss: list[Obj], create: bool) -> tuple[Obj | None, list[Obj]]:
         """``getAllReplicaSetsAndSyncRevision``: the new ReplicaSet (maybe created) and the old ones."""
@@ -187,87 +173,34 @@ class DeploymentController:
     def _get_new(
         self, d: Obj, rss: list[Obj], old: list[Obj], existing: Obj | None, create: bool
     ) -> Obj | None:
+        """``getNewReplicaSet``: the existing one brought up to date, or (with ``create``) a new one."""
         new_revision = ru.max_revision(old) + 1
         now = self.clock()
         if existing is not None:
-            rs_copy = deepcopy(existing)
-            annotations_updated = ru.set_new_rs_annotations(d, rs_copy, new_revision, exists=True)
-            min_ready = ru.min_ready_seconds(d)
-            if annotations_updated or ru.min_ready_seconds(rs_copy) != min_ready:
-                rs_spec = rs_copy.setdefault("spec", {})
-                if min_ready:
-                    rs_spec["minReadySeconds"] = min_ready
-                else:
-                    rs_spec.pop("minReadySeconds", None)
-                updated = self._update(rs_copy, REPLICASETS)
-                self._replace(rss, updated)
-                return updated
-            self._set_revision(d, str((meta(rs_copy).get("annotations") or {}).get(ru.REVISION, "")))
-            status = deepcopy(d.get("status") or {})
-            if (
-                ru.progress_deadline(d) is not None
-                and get_condition((d.get("status") or {}).get("conditions"), ru.PROGRESSING) is None
-            ):
-                msg = f'Found new replica set "{name_of(rs_copy)}"'
-                ru.set_condition(status, ru.new_condition(ru.PROGRESSING, "True", ru.FOUND_NEW_RS, msg, now))
-                self._write_status(d, status)
-            return rs_copy
+            return self._sync_existing(d, rss, existing, new_revision, now)
         if not create:
             return None
-        template = deepcopy((d.get("spec") or {}).get("template") or {})
-        collision = (d.get("status") or {}).get("collisionCount")
-        pod_hash = ru.pod_template_hash((d.get("spec") or {}).get("template") or {}, collision)
-        tmeta = template.setdefault("metadata", {})
-        tmeta["labels"] = {**(tmeta.get("labels") or {}), ru.HASH_LABEL: pod_hash}
-        selector = deepcopy((d.get("spec") or {}).get("selector") or {})
-        selector["matchLabels"] = {**(selector.get("matchLabels") or {}), ru.HASH_LABEL: pod_hash}
-        spec: Obj = {"replicas": 0}
-        if ru.min_ready_seconds(d):
-            spec["minReadySeconds"] = ru.min_ready_seconds(d)
-        spec["selector"] = selector
-        spec["template"] = template
-        new_rs: Obj = {
-            "apiVersion": "apps/v1",
-            "kind": "ReplicaSet",
-            "metadata": {
-                "name": f"{name_of(d)}-{pod_hash}",
-                "namespace": ns_of(d),
-                "labels": dict(tmeta["labels"]),
-                "ownerReferences": [controller_ref(d, "apps/v1", "Deployment")],
-            },
-            "spec": spec,
-        }
-        spec["replicas"] = ru.new_rs_new_replicas(d, [*old, new_rs], new_rs)
-        ru.set_new_rs_annotations(d, new_rs, new_revision, exists=False)
-        already_exists = False
-        try:
-            created = self.store.create(REPLICASETS, new_rs, manager=MANAGER)
-        except Exception as e:
-            if type(e).__name__ != "AlreadyExists":
-                message = f'Failed to create new replica set "{name_of(new_rs)}": {getattr(e, "message", e)}'
-                if ru.progress_deadline(d) is not None:
-                    status = deepcopy(d.get("status") or {})
-                    cond = ru.new_condition(ru.PROGRESSING, "False", ru.FAILED_RS_CREATE, message, now)
-                    ru.set_condition(status, cond)
-                    self._write_status(d, status)
-                self.events.record(d, "Warning", ru.FAILED_RS_CREATE, message, component=COMPONENT)
-                raise Requeue(message) from e
-            found = self.store.get(REPLICASETS, ns_of(d), name_of(new_rs))
-            ref = controller_of(found) if found is not None else None
-            if (
-                found is not None
-                and ref is not None
-                and ref.get("uid") == uid_of(d)
-                and ru.equal_ignore_hash((found.get("spec") or {}).get("template"), template)
-            ):
-                created, already_exists = found, True
-            else:
-                # A different template hashed to the same name: bump collisionCount, retry next pass.
-                status = deepcopy(d.get("status") or {})
-                status["collisionCount"] = int(status.get("collisionCount") or 0) + 1
-                self._write_status(d, status)
-                raise Requeue(f"hash collision on {name_of(new_rs)}") from e
-        self._replace(rss, created)
+        return self._create_new(d, rss, old, new_revision, now)
+
+    def _sync_existing(self, d: Obj, rss: list[Obj], existing: Obj, new_revision: int, now: datetime) -> Obj:
+        rs_copy = deepcopy(existing)
+        if drs.refresh_existing(d, rs_copy, new_revision):
+            updated = self._update(rs_copy, REPLICASETS)
+            drs.replace_by_name(rss, updated)
+            return updated
+        self._set_revision(d, str((meta(rs_copy).get("annotations") or {}).get(ru.REVISION, "")))
+        if (
+            ru.progress_deadline(d) is not None
+            and get_condition((d.get("status") or {}).get("conditions"), ru.PROGRESSING) is None
+        ):
+            msg = f'Found new replica set "{name_of(rs_copy)}"'
+            self._write_status(d, drs.with_progressing(d, "True", ru.FOUND_NEW_RS, msg, now))
+        return rs_copy
+
+    def _create_new(self, d: Obj, rss: list[Obj], old: list[Obj], new_revision: int, now: datetime) -> Obj:
+        new_rs = drs.new_replicaset(d, old, new_revision)
+        created, already_exists = self._create_rs(d, new_rs, now)
+        drs.replace_by_name(rss, created)
         if not already_exists and ru.spec_replicas(created) > 0:
             self.events.record(
                 d,
@@ -278,11 +211,29 @@ class DeploymentController:
             )
         self._set_revision(d, str(new_revision))
         if not already_exists and ru.progress_deadline(d) is not None:
-            status = deepcopy(d.get("status") or {})
             msg = f'Created new replica set "{name_of(created)}"'
-            ru.set_condition(status, ru.new_condition(ru.PROGRESSING, "True", ru.NEW_RS_CREATED, msg, now))
-            self._write_status(d, status)
+            self._write_status(d, drs.with_progressing(d, "True", ru.NEW_RS_CREATED, msg, now))
         return created
+
+    def _create_rs(self, d: Obj, new_rs: Obj, now: datetime) -> tuple[Obj, bool]:
+        """Create ``new_rs``; (the object, True) when this Deployment's own was already there."""
+        try:
+            return self.store.create(REPLICASETS, new_rs, manager=MANAGER), False
+        except Exception as e:
+            if type(e).__name__ != "AlreadyExists":
+                message = f'Failed to create new replica set "{name_of(new_rs)}": {getattr(e, "message", e)}'
+                if ru.progress_deadline(d) is not None:
+                    self._write_status(d, drs.with_progressing(d, "False", ru.FAILED_RS_CREATE, message, now))
+                self.events.record(d, "Warning", ru.FAILED_RS_CREATE, message, component=COMPONENT)
+                raise Requeue(message) from e
+            found = self.store.get(REPLICASETS, ns_of(d), name_of(new_rs))
+            if found is not None and drs.is_own(d, found, new_rs["spec"]["template"]):
+                return found, True
+            # A different template hashed to the same name: bump collisionCount, retry next pass.
+            status = deepcopy(d.get("status") or {})
+            status["collisionCount"] = int(status.get("collisionCount") or 0) + 1
+            self._write_status(d, status)
+            raise Requeue(f"hash collision on {name_of(new_rs)}") from e
 
     # --- syncDeployment ---------------------------------------------------------------------------------
 
@@ -337,7 +288,7 @@ class DeploymentController:
                 _, updated = self._scale(d, rs, step.new, direction)
             else:
                 _, updated = self._scale_and_record(d, rs, step.new)
-            self._replace(rss, updated)
+            drs.replace_by_name(rss, updated)
         new, old = self._get_all(d, rss, create=False)
         if ru.paused(d):
             self._cleanup(d, old)
@@ -355,7 +306,7 @@ class DeploymentController:
         if ru.spec_replicas(new) != replicas:
             target = replicas if ru.spec_replicas(new) > replicas else ru.new_rs_new_replicas(d, all_rss, new)
             scaled, new = self._scale_and_record(d, new, target)
-            self._replace(rss, new)
+            drs.replace_by_name(rss, new)
             if scaled:
                 self._sync_rollout_status(d, [*old, new], new)
                 return
@@ -365,7 +316,7 @@ class DeploymentController:
         for step in ru.plan_old_scale_down(d, old, new):
             changed, updated = self._scale_and_record(d, by_name[step.name], step.new)
             by_name[step.name] = updated
-            self._replace(rss, updated)
+            drs.replace_by_name(rss, updated)
             scaled_down = scaled_down or changed
         old = [by_name.get(name_of(rs), rs) for rs in old]
         if scaled_down:
@@ -380,7 +331,7 @@ class DeploymentController:
         scaled_down = False
         for rs in ru.active(old):
             changed, updated = self._scale_and_record(d, rs, 0)
-            self._replace(rss, updated)
+            drs.replace_by_name(rss, updated)
             scaled_down = scaled_down or changed
         new, old = self._get_all(d, rss, create=False)
         if scaled_down:
@@ -393,24 +344,30 @@ class DeploymentController:
             new, old = self._get_all(d, rss, create=True)
             assert new is not None
         _, new = self._scale_and_record(d, new, ru.spec_replicas(d))
-        self._replace(rss, new)
+        drs.replace_by_name(rss, new)
         if ru.deployment_complete(d, d.get("status") or {}):
             self._cleanup(d, old)
         self._sync_rollout_status(d, [*old, new], new)
 
     def _pods_by_rs(self, d: Obj) -> dict[str, list[Obj]]:
         """``getPodMapForDeployment``, plus pods gone from the API whose containers are still stopping."""
-        selector = (d.get("spec") or {}).get("selector")
-        out: dict[str, list[Obj]] = {}
-        for pod in self.store.list(PODS, ns_of(d))[0]:
-            ref = controller_of(pod)
-            if ref is not None and selector_matches(selector, labels_of(pod)):
-                out.setdefault(str(ref.get("uid")), []).append(pod)
-        for uid, count in self.terminating().items():
-            out.setdefault(uid, []).extend({"status": {"phase": "Running"}} for _ in range(count))
-        return out
+        pods = self.store.list(PODS, ns_of(d))[0]
+        return pods_by_owner(pods, (d.get("spec") or {}).get("selector"), self.terminating())
 
     def _cleanup(self, d: Obj, old: list[Obj]) -> None:
         for rs in ru.cleanup_candidates(d, old):
             log.info("deleting old replicaset %s/%s (revisionHistoryLimit)", ns_of(rs), name_of(rs))
             self.store.delete(REPLICASETS, ns_of(rs), name_of(rs))
+
+
+def pods_by_owner(pods: list[Obj], selector: Obj | None, terminating: dict[str, int]) -> dict[str, list[Obj]]:
+    """Pods the selector matches by their controller's uid; ``terminating`` (owner uid -> count) adds a
+    running stand-in for each pod whose containers are still stopping."""
+    out: dict[str, list[Obj]] = {}
+    for pod in pods:
+        ref = controller_of(pod)
+        if ref is not None and selector_matches(selector, labels_of(pod)):
+            out.setdefault(str(ref.get("uid")), []).append(pod)
+    for uid, count in terminating.items():
+        out.setdefault(uid, []).extend({"status": {"phase": "Running"}} for _ in range(count))
+    return out
