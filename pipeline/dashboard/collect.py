@@ -101,8 +101,8 @@ def released_record(records: Sequence[history.Record], pin: Pin | None) -> histo
     return None
 
 
-def agreement(pin: Pin | None, seen: Live | None) -> Check:
-    """Whether the cluster runs what git pins."""
+def agreement(pin: Pin | None, seen: Live | None, released: history.Record | None = None) -> Check:
+    """Whether the cluster runs what git pins (``released``: the record that put it there, if any)."""
     if seen is None:
         return Check("other", "not checked (offline report)")
     if not seen.reachable:
@@ -110,6 +110,8 @@ def agreement(pin: Pin | None, seen: Live | None) -> Check:
     if pin is None:
         return Check("other", "git pins no image yet")
     if not seen.workloads:
+        if released is None:
+            return Check("other", "nothing released here yet")
         return Check("bad", f"the cluster runs no workload of {pin.new_name}")
     others = sorted(seen.images - {pin.ref})
     if others:
@@ -163,7 +165,7 @@ def _view(
         released=released,
         commit=found.get(released.source_commit) if released else None,
         live=seen,
-        agreement=agreement(pin, seen),
+        agreement=agreement(pin, seen, released),
         smoke=smoke_result(records),
         metrics=metrics.compute(records, times, env=name, now=now, days=days),
         events=events,

@@ -76,6 +76,8 @@ def stage_durations(view: EnvView) -> str | None:
     for pos, e in zip(positions, events, strict=True):
         if e.style == "bad":
             ax.annotate("✗", (pos, bottoms[pos]), ha="center", va="bottom", color="#c0392b", fontsize=11)
+    # A few releases still get bars of a readable width, not one bar across the whole plot.
+    ax.set_xlim(-0.75, max(len(events), 6) - 0.25)
     ax.set_ylabel("seconds")
     ax.set_title(f"{view.name}: stage durations per release", fontsize=10, loc="left")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, reverse=True)
