@@ -332,13 +332,30 @@ def plan(c: Context, env: str, image: str | None = None) -> None:
             print(diff.diff.rstrip())
 
 
-@task(help={"env": "environment", "limit": "how many records"})
-def history(c: Context, env: str, limit: int = 20) -> None:
+@task(
+    help={
+        "env": "environment",
+        "limit": "how many records",
+        "stats": "the delivery metrics (DORA) over the window instead of the list",
+        "days": "the metrics' window in days, ending now",
+        "json": "print JSON on stdout (the records, or with --stats the metrics)",
+    }
+)
+def history(
+    c: Context, env: str, limit: int = 20, stats: bool = False, days: float = 30.0, json_: bool = False
+) -> None:
     """List the environment's releases recorded in git: who, which digest, approval, result, timings."""
     from pipeline import history as records
 
     with _errors():
-        entries = records.read(_settings(c), env, limit)
+        settings = _settings(c)
+        if stats:
+            _stats(settings, env, days, json_)
+            return
+        entries = records.read(settings, env, limit)
+    if json_:
+        print(json.dumps([{**e.__dict__, "stages": dict(e.stages)} for e in entries]))
+        return
     if not entries:
         print(f"{env}: no releases recorded yet")
     for e in entries:
@@ -346,6 +363,37 @@ def history(c: Context, env: str, limit: int = 20) -> None:
         approval = f" approved by {e.approved_by}" if e.approved_by else ""
         print(f"{e.at}  {e.result:<11} {e.kind:<8} {e.image}@{(e.digest or '')[:19]}  by {e.actor}{approval}")
         print(f"    source {e.source_commit[:12]}  overlay commit {e.commit[:12]}  {total:.1f}s  {e.reason}")
+
+
+def _stats(settings: Settings, env: str, days: float, json_: bool) -> None:
+    from pipeline.dashboard import stats
+
+    found = stats.environment_metrics(settings, env, days=days)
+    if json_:
+        print(json.dumps(found.to_dict()))
+        return
+    for line in stats.lines(found):
+        print(line)
+
+
+@task(
+    iterable=["env"],
+    help={
+        "out": "directory to write the site to (index.html and style.css)",
+        "env": "environment to show (repeatable; default: all)",
+        "days": "the delivery metrics' window in days, ending now",
+        "offline": "do not ask the clusters for their live state",
+    },
+)
+def report(
+    c: Context, env: list[str], out: str = "report", days: float = 30.0, offline: bool = False
+) -> None:
+    """Write the release dashboard: a static HTML page of every environment's state, history and metrics."""
+    from pipeline.dashboard import site
+
+    with _errors():
+        page = site.build(_settings(c), Path(out), env, days=days, ask_cluster=not offline)
+    print(page.resolve())
 
 
 # --- the sandbox: local stand-ins for Docker Hub, GitHub, GKE ---------------------------------------------
@@ -415,4 +463,4 @@ def sandbox_env(c: Context) -> None:
 
 
 sandbox = Collection("sandbox", sandbox_up, sandbox_down, sandbox_status, sandbox_env)
-ns = Collection(build, bump, validate, release, promote, rollback, plan, history, sandbox)
+ns = Collection(build, bump, validate, release, promote, rollback, plan, history, report, sandbox)

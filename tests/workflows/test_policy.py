@@ -1,9 +1,11 @@
 """Release policy that actionlint cannot know, read from the workflows' YAML.
 
 Releases queue and never cancel each other; prod runs only behind the protected ``production`` environment
-and after staging; the OIDC token (``id-token: write``) is granted only to jobs that exchange it with
-Google; nothing runs on ``pull_request_target``; secrets reach single steps as environment variables, never
-a whole job, a ``with:`` input or a script's text; bump commits (overlays only) start no release.
+and after staging; the OIDC token (``id-token: write``) is granted only to jobs that exchange it (with
+Google, or with GitHub Pages to publish the dashboard); nothing runs on ``pull_request_target``; secrets
+reach single steps as environment variables, never a whole job, a ``with:`` input or a script's text; bump
+commits (overlays only) start no release. The dashboard is built after both releases, even failed ones,
+with read-only access and no secret, and is published only where the repository opts in.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ def is_auth(step: dict[str, Any]) -> bool:
 
 def uses_auth(job: dict[str, Any]) -> bool:
     return any(is_auth(s) for s in job.get("steps", []))
+
+
+def deploys_pages(job: dict[str, Any]) -> bool:
+    return any(str(s.get("uses", "")).startswith("actions/deploy-pages@") for s in job.get("steps", []))
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +106,7 @@ def test_id_token_only_where_google_auth_runs() -> None:
         assert "id-token" not in (doc.get("permissions") or {}), name
         for job_name, job in doc["jobs"].items():
             granted = (job.get("permissions") or {}).get("id-token") == "write"
-            assert granted == uses_auth(job), f"{name}: job {job_name}"
+            assert granted == (uses_auth(job) or deploys_pages(job)), f"{name}: job {job_name}"
 
 
 def test_release_jobs_ask_for_no_more_than_they_use(release: dict[str, Any]) -> None:
@@ -114,7 +120,9 @@ def test_release_jobs_ask_for_no_more_than_they_use(release: dict[str, Any]) -> 
 
 
 def test_auth_uses_workload_identity_federation(release: dict[str, Any]) -> None:
-    for job in release["jobs"].values():
+    # Every job that reaches the clusters; `pages` only publishes the dashboard and talks to no cloud.
+    assert set(release["jobs"]) == {"staging", "prod", "dashboard", "pages"}
+    for job in (release["jobs"][name] for name in ("staging", "prod", "dashboard")):
         (auth,) = [s for s in job["steps"] if is_auth(s)]
         assert auth["with"] == {
             "workload_identity_provider": "${{ vars.GCP_WIF_PROVIDER }}",
@@ -144,3 +152,35 @@ def test_actions_are_pinned_to_a_version() -> None:
                 if "uses" in step:
                     ref = step["uses"].rpartition("@")[2]
                     assert re.fullmatch(r"v\d+(\.\d+)*|[0-9a-f]{40}", ref), f"{name}: {step['uses']}"
+
+
+def test_dashboard_follows_both_releases_even_failed_ones_and_only_reads(release: dict[str, Any]) -> None:
+    job = release["jobs"]["dashboard"]
+    assert job["needs"] == ["staging", "prod"]
+    assert "!cancelled()" in job["if"]  # a failed release is when the dashboard is read most
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    assert "environment" not in job  # no environment: none of the release secrets can reach it
+    assert not SECRET.search(yaml.safe_dump(job))
+    (auth,) = [s for s in job["steps"] if is_auth(s)]
+    assert auth.get("continue-on-error") is True  # no cluster access still makes a page
+    (report,) = [s for s in job["steps"] if "invoke report" in str(s.get("run", ""))]
+    assert 'invoke report --out "$RUNNER_TEMP/dashboard"' in report["run"]
+    (artifact,) = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
+    assert artifact["with"]["path"] == "${{ runner.temp }}/dashboard"
+    assert artifact["with"]["if-no-files-found"] == "error"
+    (pages,) = [
+        s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-pages-artifact@")
+    ]
+    assert pages["if"] == "vars.PUBLISH_DASHBOARD == 'true'"
+    assert pages["with"]["path"] == artifact["with"]["path"]
+
+
+def test_pages_publishes_only_where_the_repository_opts_in(release: dict[str, Any]) -> None:
+    job = release["jobs"]["pages"]
+    assert job["needs"] == "dashboard"
+    assert "vars.PUBLISH_DASHBOARD == 'true'" in job["if"]
+    assert "needs.dashboard.outputs.pages == 'success'" in job["if"]
+    assert job["permissions"] == {"pages": "write", "id-token": "write"}
+    assert job["environment"]["name"] == "github-pages"
+    assert job["concurrency"] == {"group": "pages", "cancel-in-progress": False}
+    assert [str(s["uses"]).rpartition("@")[0] for s in job["steps"]] == ["actions/deploy-pages"]
