@@ -1,7 +1,7 @@
 """What the API knows about a Pod and Docker does not, handed from the controllers to the kubelet.
 
 The pod-lifecycle controller (``controllers/``) reads ConfigMaps, Secrets, PersistentVolumeClaims and
-Services from the store and fills a :class:`ResolvedPod`; the kubelet (``kubelet.py``) never reads the
+Services from the store and fills a :class:`ResolvedPod`; the kubelet (``kubelet/``) never reads the
 store. Keeping the lookups on the controller side means the kubelet only deals with Docker, and the
 ``CreateContainerConfigError`` messages come from the one place that knows why a lookup failed.
 """
@@ -9,6 +9,16 @@ store. Keeping the lookups on the controller side means the kubelet only deals w
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from sandbox.errors import SandboxError
+
+
+class ConfigError(SandboxError):
+    """A container cannot be configured; the message becomes its ``CreateContainerConfigError``'s.
+
+    Raised on both sides of :class:`ResolvedPod`: by the controllers' lookups (``controllers/resolve.py``,
+    which keeps the message in ``config_errors``) and by the kubelet's own checks (``kubelet/config.py``).
+    """
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ Pure functions over the objects of the pod's namespace, rebuilt before every ``K
 - the DNS names of the Services selecting the pod (Docker network aliases), so the backend reaches
   ``db-core`` as it would through cluster DNS.
 
-Neighbours: ``pods.py`` calls :func:`resolve_pod`; ``kubelet.py`` consumes the result.
+Neighbours: ``pods.py`` calls :func:`resolve_pod`; the kubelet (``kubelet/``) consumes the result.
 """
 
 from __future__ import annotations
@@ -21,12 +21,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..resolved import ResolvedPod
+from ..resolved import ConfigError, ResolvedPod
 from .objects import Obj, labels_of, map_selector_matches, meta, name_of, ns_of, parse_quantity
-
-
-class _ConfigError(Exception):
-    pass
 
 
 def secret_values(secret: Obj) -> dict[str, bytes]:
@@ -57,7 +53,7 @@ def _source_values(kind: str, ref: Mapping[str, Any], objects: Mapping[str, Obj]
     if obj is None:
         if ref.get("optional"):
             return None
-        raise _ConfigError(f'{word} "{name}" not found')
+        raise ConfigError(f'{word} "{name}" not found')
     return values(obj)
 
 
@@ -70,7 +66,7 @@ def _key_value(kind: str, ref: Mapping[str, Any], objects: Mapping[str, Obj], ns
     if key not in data:
         if ref.get("optional"):
             return None
-        raise _ConfigError(f"couldn't find key {key} in {_SOURCES[kind][1]} {ns}/{ref.get('name', '')}")
+        raise ConfigError(f"couldn't find key {key} in {_SOURCES[kind][1]} {ns}/{ref.get('name', '')}")
     return data[key]
 
 
@@ -248,7 +244,7 @@ def resolve_pod(
     for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
         try:
             env[container["name"]] = _env_for(pod, container, configmaps, secrets, node)
-        except _ConfigError as e:
+        except ConfigError as e:
             errors[container["name"]] = str(e)
     volumes: dict[str, str] = {}
     files: dict[str, dict[str, bytes]] = {}
