@@ -143,12 +143,8 @@ def purge(home: Home) -> None:
     down(home)
     settings = home.load_settings()
     if settings is not None and settings.clusters:
-        import docker
-
-        from .kube.kubelet import LABEL_HOME, home_hash
+        from .kube.kubelet.runtime import remove_volumes
 
         # The kubelets label what they make with the home they serve (service.py hands them home.path).
-        label = f"{LABEL_HOME}={home_hash(home.path)}"
-        for volume in docker.from_env().volumes.list(filters={"label": label}):
-            volume.remove(force=True)
+        remove_volumes(home.path)
     shutil.rmtree(home.path, ignore_errors=True)

@@ -201,11 +201,10 @@ class _Cluster:
 
 
 def _ensure_postgres_image() -> None:
-    import docker
-
+    from .kubelet.runtime import engine
     from .pgimage import ensure_image
 
-    ensure_image(docker.from_env())
+    ensure_image(engine())
 
 
 class KubeService:
@@ -278,11 +277,10 @@ class KubeService:
 
     async def _start_workloads(self, parts: _Cluster) -> None:
         """Kubelet, controllers and proxies of one cluster (the other helpers' modules)."""
-        import docker
-
         from .controllers import ControllerManager, Routes
         from .controllers.node import default_node
         from .kubelet import Kubelet
+        from .kubelet.runtime import engine
         from .proxy import Proxies
 
         cluster = parts.settings
@@ -292,7 +290,7 @@ class KubeService:
             cluster.name,
             node_name(cluster.name),
             cluster.node_ip,
-            docker.from_env(),
+            engine(),
             {registry: auth, f"localhost:{self.settings.registry_port}": auth},
             Path(self.home.path),
         )

@@ -58,6 +58,19 @@ def home_hash(home: Path) -> str:
     return hashlib.sha256(str(Path(home).resolve()).encode()).hexdigest()[:10]
 
 
+def engine() -> docker.DockerClient:
+    """The Docker engine the kubelets (and the image builder) use: the environment's, as `docker` finds it."""
+    import docker
+
+    return docker.from_env()
+
+
+def remove_volumes(home: Path) -> None:
+    """Delete the claim volumes the kubelets of ``home`` made (``sandbox.down --purge``): the data goes."""
+    for volume in engine().volumes.list(filters={"label": f"{LABEL_HOME}={home_hash(home)}"}):
+        volume.remove(force=True)
+
+
 def remove_all(docker_client: docker.DockerClient, home: Path) -> None:
     """Remove every container and network any kubelet of this home made (after a crash, for ``down``)."""
     selector = f"{LABEL_HOME}={home_hash(home)}"
