@@ -108,10 +108,11 @@ class Project:
             check=False,
         )
 
-    def kubectl(self, *args: str) -> str:
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
         proc = subprocess.run(
             ["kubectl", "--context", "staging", "-n", NAMESPACE, *args],
             env=kubectl_env(self.clusters),
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=60,
@@ -178,6 +179,7 @@ def test_hand_edits_are_found_and_nothing_else(project: Project) -> None:
     project.kubectl("annotate", f"deployment/{BACKEND}", "oncall.example.com/owner=asha")
 
     found = project.invoke("drift", "--env", "staging", "--json")
+    print(found.stderr)
     assert found.returncode == 3, found.stdout + found.stderr
     report = json.loads(found.stdout)
     assert report["result"] == "drift" and report["drift"] is True
@@ -235,3 +237,49 @@ def test_an_unreachable_webhook_does_not_fail_a_release(project: Project) -> Non
     assert done.returncode == 0, done.stderr
     assert "warning: notification not sent" in done.stderr
     assert "secret-path" not in done.stdout + done.stderr
+
+
+HPA = f"""\
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {{name: backend, namespace: {NAMESPACE}}}
+spec:
+  scaleTargetRef: {{apiVersion: apps/v1, kind: Deployment, name: {BACKEND}}}
+  minReplicas: 1
+  maxReplicas: 3
+"""
+
+
+def owned_elsewhere(stdout: str) -> dict[str, list[str]]:
+    report = json.loads(stdout)
+    return {
+        f["path"]: f["by"] for o in report["objects"] if o["name"] == BACKEND for f in o["owned_elsewhere"]
+    }
+
+
+def test_fields_a_controller_owns_are_reported_but_not_drift(project: Project) -> None:
+    project.kubectl("create", "-f", "-", stdin=HPA)
+    project.kubectl("scale", f"deployment/{BACKEND}", "--replicas=2")
+    checked = project.invoke("drift", "--env", "staging", "--json")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "HorizontalPodAutoscaler backend" in owned_elsewhere(checked.stdout)["spec.replicas"]
+    assert "owned by" in checked.stderr and "(not drift)" in checked.stderr
+
+    project.kubectl("delete", "hpa", "backend")
+    found = project.invoke("drift", "--env", "staging")
+    assert found.returncode == 3, found.stdout + found.stderr
+    assert "replicas scaled by hand: spec.replicas: live 2, declared 1" in found.stdout
+
+    # What the HPA controller does on a real cluster: write the replica count as kube-controller-manager.
+    with kube.connect(project.access()) as k:
+        scale = {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": BACKEND, "namespace": NAMESPACE},
+        }
+        k.server_side_apply(
+            {**scale, "spec": {"replicas": 2}}, field_manager="kube-controller-manager", force=True
+        )
+    checked = project.invoke("drift", "--env", "staging", "--json")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert owned_elsewhere(checked.stdout)["spec.replicas"] == ["kube-controller-manager"]
