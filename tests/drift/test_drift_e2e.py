@@ -278,7 +278,7 @@ def test_fields_a_controller_owns_are_reported_but_not_drift(project: Project) -
             "metadata": {"name": BACKEND, "namespace": NAMESPACE},
         }
         k.server_side_apply(
-            {**scale, "spec": {"replicas": 2}}, field_manager="kube-controller-manager", force=True
+            {**scale, "spec": {"replicas": 3}}, field_manager="kube-controller-manager", force=True
         )
     checked = project.invoke("drift", "--env", "staging", "--json")
     assert checked.returncode == 0, checked.stdout + checked.stderr
