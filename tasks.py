@@ -355,7 +355,7 @@ def _finish_drift(report: DriftReport, json_: bool) -> None:
 
     text = "\n".join(driftreport.lines(report))
     if json_:
-        _console().print(text, markup=False, highlight=False)
+        _console().print(text, markup=False, highlight=False, soft_wrap=True)
         print(json.dumps(report.to_dict(), default=str))
     else:
         print(text)

@@ -9,6 +9,7 @@ and records it; the next check is clean; an unreachable webhook does not fail a 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -283,3 +284,18 @@ def test_fields_a_controller_owns_are_reported_but_not_drift(project: Project) -
     checked = project.invoke("drift", "--env", "staging", "--json")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert owned_elsewhere(checked.stdout)["spec.replicas"] == ["kube-controller-manager"]
+
+
+def test_a_changed_secret_is_named_and_its_values_never_shown(project: Project) -> None:
+    value = f"not-the-released-one-{uuid.uuid4().hex}"
+    found = project.invoke("drift", "--env", "staging", "--json", CAMPUS_ADMIN_PASS=value)
+    assert found.returncode == 3, found.stdout + found.stderr
+    report = json.loads(found.stdout)
+    (secret,) = [o for o in report["objects"] if o["state"] != "equal"]
+    assert (secret["kind"], secret["name"]) == ("Secret", "backend-core-secrets")
+    assert [(f["path"], f["live"], f["declared"]) for f in secret["fields"]] == [
+        ("data.ADMIN_PASS", "<hidden>", "<hidden>")
+    ]
+    shown = found.stdout + found.stderr + json.dumps(project.receiver.bodies)
+    for secret_value in (value, project.environ["CAMPUS_ADMIN_PASS"]):
+        assert secret_value not in shown and base64.b64encode(secret_value.encode()).decode() not in shown
