@@ -3,7 +3,9 @@
 Releases queue and never cancel each other; prod runs only behind the protected ``production`` environment
 and after staging; the OIDC token (``id-token: write``) is granted only to jobs that exchange it with
 Google; nothing runs on ``pull_request_target``; secrets reach single steps as environment variables, never
-a whole job, a ``with:`` input or a script's text; bump commits (overlays only) start no release.
+a whole job, a ``with:`` input or a script's text; bump commits (overlays only) start no release. The
+drift check runs for every environment every 15 minutes, repairs staging on its own and prod only when a
+repository variable says so, behind the protected ``production`` environment.
 """
 
 from __future__ import annotations
