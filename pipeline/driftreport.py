@@ -88,6 +88,8 @@ class DriftReport:
     # With --repair, when drift was found: the verified re-apply, then the check run again.
     repair: ReleaseReport | None = None
     after: tuple[ObjectDrift, ...] | None = None
+    # Why the repair did not run (refused, or it failed before it could report), one line.
+    repair_error: str = ""
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -112,6 +114,8 @@ class DriftReport:
         """equal, drift, repaired, or repair-failed."""
         if not self.found:
             return "equal"
+        if self.repair_error:
+            return "repair-failed"
         if self.repair is None:
             return "drift"
         return "repaired" if self.repaired else "repair-failed"
@@ -156,6 +160,8 @@ def lines(report: DriftReport) -> list[str]:
         if obj.state == "unknown":
             out.append(f"  {obj.ref}: {obj.findings()[0]}")
     out += [f"  note: {n}" for n in report.notes]
+    if report.repair_error:
+        out.append(f"  repair: not done: {report.repair_error}")
     if report.repair is not None:
         out.append(
             f"  repair: {report.repair.result}{': ' + report.repair.reason if report.repair.reason else ''}"
@@ -178,6 +184,8 @@ def markdown(report: DriftReport) -> str:
         for f in obj.owned_elsewhere:
             out.append(f"- {obj.ref}: `{f.path}` owned by {', '.join(f.by) or 'another manager'} (not drift)")
     out += [f"- note: {_cell(n)}" for n in report.notes]
+    if report.repair_error:
+        out.append(f"- repair: **not done**: {_cell(report.repair_error)}")
     if report.repair is not None:
         reason = f": {_cell(report.repair.reason)}" if report.repair.reason else ""
         out.append(f"- repair: **{report.repair.result}**{reason}")

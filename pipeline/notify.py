@@ -99,7 +99,7 @@ def from_drift(report: DriftReport) -> Message:
 
     stages = {s.name: round(s.seconds, 2) for s in report.stages if s.status != "skipped"}
     details = tuple(f"{o.ref}: {finding}" for o in report.drifted for finding in o.findings())
-    reason = report.repair.reason if report.repair is not None else ""
+    reason = report.repair_error or (report.repair.reason if report.repair is not None else "")
     return Message(
         "drift", report.env, report.result, not report.found, driftreport.headline(report), report.image,
         report.digest, reason, stages, details,

@@ -467,7 +467,11 @@ def drift(
     found = drift_stage.report(env, state, objects, tl.stages)
     if not repair_drift or not found.found:
         return found
-    repaired = repair(settings, env.name, approved_by=approver, progress=progress, state=state)
+    try:
+        repaired = repair(settings, env.name, approved_by=approver, progress=progress, state=state)
+    except PipelineError as e:
+        # Still a report: the findings reach the job summary and the webhook, and the command exits 1.
+        return dataclasses.replace(found, repair_error=first_line(e))
     with kube.connect(_access(settings, env)) as cluster:
         after = drift_stage.check(settings, env, cluster, state)
     return dataclasses.replace(found, repair=repaired, after=tuple(after))
