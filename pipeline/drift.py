@@ -269,7 +269,7 @@ def check(
     hpas = _Autoscalers(kube)
     found = [_compare(kube, obj, manager, controllers, hpas) for obj in objects]
     found += [ObjectDrift(kind, ns, name, "unknown", note=why) for (kind, ns, name), why in unknown.items()]
-    found += _undeclared(kube, aset, objects, {(k, ns, n) for k, ns, n in unknown})
+    found += _undeclared(kube, aset, objects, unknown)
     return found
 
 
