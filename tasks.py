@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from pipeline.config import Settings
+    from pipeline.driftreport import DriftReport
+    from pipeline.notify import Message
     from pipeline.report import ReleaseReport
     from sandbox.home import Home
 
@@ -193,10 +195,23 @@ def _github(report: ReleaseReport) -> None:
         print(fmt.annotation("error", f"{report.kind} {report.env} failed", report.reason or report.result))
 
 
+def _notify(message: Message) -> None:
+    """Post to PIPELINE_WEBHOOK_URL when it is set; a failure is a warning, never the command's failure."""
+    from pipeline import notify
+    from pipeline.report import annotation
+
+    warning = notify.notify(message)
+    if warning:
+        _console().print(f"warning: {warning}", style="yellow", markup=False, highlight=False)
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            print(annotation("warning", "notification", warning))
+
+
 def _finish(report: ReleaseReport, json_: bool) -> None:
     """The stage table (stderr), the JSON result (stdout with --json), GitHub's outputs; exit 1 on failure."""
     from rich.table import Table
 
+    from pipeline import notify
     from pipeline import report as fmt
 
     console = _console()
@@ -216,6 +231,7 @@ def _finish(report: ReleaseReport, json_: bool) -> None:
     if json_:
         print(json.dumps(report.to_dict(), default=str))
     _github(report)
+    _notify(notify.from_release(report))
     if not report.ok:
         raise Exit(f"error: {report.kind} {report.env} {report.result}: {report.reason}", code=1)
 
@@ -330,6 +346,56 @@ def plan(c: Context, env: str, image: str | None = None) -> None:
             print(f"    {key}: {state} (value hidden)")
         if diff.diff:
             print(diff.diff.rstrip())
+
+
+def _finish_drift(report: DriftReport, json_: bool) -> None:
+    """The findings (stdout, or stderr with --json), GitHub's summary and outputs, the webhook; exit 0/3/1."""
+    from pipeline import driftreport, notify
+    from pipeline.report import annotation
+
+    text = "\n".join(driftreport.lines(report))
+    if json_:
+        _console().print(text, markup=False, highlight=False, soft_wrap=True)
+        print(json.dumps(report.to_dict(), default=str))
+    else:
+        print(text)
+    if os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as f:
+            f.write(driftreport.markdown(report))
+    if os.environ.get("GITHUB_OUTPUT"):
+        with open(os.environ["GITHUB_OUTPUT"], "a") as f:
+            f.write(f"drift={str(report.found).lower()}\nresult={report.result}\n")
+    if os.environ.get("GITHUB_ACTIONS") == "true" and report.found:
+        print(annotation("error", f"drift in {report.env}", driftreport.headline(report)))
+    if report.found:
+        _notify(notify.from_drift(report))
+    if report.repair is not None:
+        _notify(notify.from_release(report.repair))
+    if report.exit_code:
+        # 3: drift was found (and, with --repair, put back); 1: the repair failed.
+        raise Exit(code=report.exit_code)
+
+
+@task(
+    help={
+        "env": "environment to check (staging, prod)",
+        "repair": "re-apply the last good release through the verified deploy when drift is found",
+        "approved-by": "approver's name; a repair of a protected environment needs one",
+        "json": "print the machine-readable report on stdout",
+    }
+)
+def drift(
+    c: Context, env: str, repair: bool = False, approved_by: str | None = None, json_: bool = False
+) -> None:
+    """Compare the live objects with the last good release; exit 3 on drift, --repair puts it back."""
+    from pipeline import release as chain
+
+    with _errors():
+        settings = _settings(c)
+        approver = _approver(settings, env, approved_by) if repair else None
+        with _progress(f"checking {env} for drift") as progress:
+            report = chain.drift(settings, env, repair_drift=repair, approved_by=approver, progress=progress)
+    _finish_drift(report, json_)
 
 
 @task(
@@ -463,4 +529,4 @@ def sandbox_env(c: Context) -> None:
 
 
 sandbox = Collection("sandbox", sandbox_up, sandbox_down, sandbox_status, sandbox_env)
-ns = Collection(build, bump, validate, release, promote, rollback, plan, history, report, sandbox)
+ns = Collection(build, bump, validate, release, promote, rollback, plan, drift, history, report, sandbox)

@@ -232,16 +232,27 @@ def _identity(settings: Settings) -> dict[str, str]:
     }
 
 
-def snapshot(settings: Settings, dest: Path) -> str:
-    """Copy the remote branch's tip (without .git) to ``dest``; return the tip's commit hash.
+def snapshot(settings: Settings, dest: Path, commit: str | None = None) -> str:
+    """Copy the remote branch's tip (or ``commit`` on it) without .git to ``dest``; return the commit hash.
 
     Pre-flight renders and validates the overlay there, with the new pin applied, before anything is
-    committed.
+    committed; the drift check renders an earlier release's overlay commit.
     """
     import shutil
 
+    import git
+
     directory = _clone_dir(settings)
     with _locked(directory), closing(_sync(settings, directory)) as repo:
+        if commit is not None:
+            try:
+                # Detached; the next _sync puts the clone back on the branch's tip.
+                repo.git.checkout("--quiet", "--force", "--detach", f"{commit}^{{commit}}")
+            except git.GitCommandError:
+                raise GitOpsError(
+                    f"commit {commit[:12]} is not on {scrub(settings.gitops.remote)}",
+                    "Was the branch rewritten? Release again to record a commit that is on it",
+                ) from None
         shutil.copytree(directory, dest, ignore=shutil.ignore_patterns(".git"), dirs_exist_ok=True)
         return str(repo.head.commit.hexsha)
 

@@ -23,7 +23,8 @@ Result = Literal["succeeded", "unchanged", "rolled-back", "failed"]
 @dataclass(frozen=True)
 class Record:
     env: str
-    kind: Literal["release", "promote", "rollback"]
+    # repair: the same release put back after drift (``invoke drift --repair``).
+    kind: Literal["release", "promote", "rollback", "repair"]
     result: Result
     image: str  # repository:tag
     digest: str | None

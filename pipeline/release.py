@@ -35,9 +35,13 @@ from .report import ReleaseReport, StageResult, Timeline
 
 if TYPE_CHECKING:
     from .build import BuildResult
+    from .drift import Declared
+    from .driftreport import DriftReport
     from .kube import Access, Kube
 
-__all__ = ["ReleaseReport", "StageResult", "bump", "plan", "promote", "release", "rollback"]
+__all__ = [
+    "ReleaseReport", "StageResult", "bump", "drift", "plan", "promote", "release", "repair", "rollback",
+]  # fmt: skip
 
 
 def build(
@@ -84,7 +88,7 @@ def bump(
     return pin.publish(settings, env, new, pin.source_commit(settings, tag), approver)
 
 
-Kind = Literal["release", "promote", "rollback"]
+Kind = Literal["release", "promote", "rollback", "repair"]
 
 
 def _access(settings: Settings, env: Environment) -> Access:
@@ -216,8 +220,13 @@ def deploy(
     force: bool = False,
     progress: Progress = quiet,
     timeline: Timeline | None = None,
+    record_on: str | None = None,
 ) -> ReleaseReport:
-    """Pre-flight, bump, apply, rollout, smoke, record; after the bump, a failure rolls back on its own."""
+    """Pre-flight, bump, apply, rollout, smoke, record; after the bump, a failure rolls back on its own.
+
+    Without a bump the record hangs on ``record_on`` (a repair: the overlay commit it put back), else on
+    the remote's tip.
+    """
     tl = timeline or Timeline(progress)
     env = settings.environment(env_name)
     approver = require_approval(env, approved_by)
@@ -241,9 +250,9 @@ def deploy(
         except StageFailed as failure:
             tl.progress(f"{failure.stage} failed: rolling back")
             return _roll_back(
-                settings, env, cluster, image, prepared, failure, kind, approver, source_commit, tl
+                settings, env, cluster, image, prepared, failure, kind, approver, source_commit, tl, record_on
             )
-        commit = bump_commit or preflight.tip(settings)
+        commit = bump_commit or record_on or preflight.tip(settings)
         _record(settings, commit, env, kind, "succeeded", image, source_commit, approver, "", tl)
     return ReleaseReport(
         env.name, kind, "released", image, source_commit, tuple(tl.stages), bump_commit, "", verified.urls,
@@ -262,6 +271,7 @@ def _roll_back(
     approver: str | None,
     source_commit: str,
     tl: Timeline,
+    record_on: str | None = None,
 ) -> ReleaseReport:
     """Put the previous release back, in git and in the cluster, and verify it the same way."""
     reason = first_line(failure.args[0])
@@ -286,7 +296,7 @@ def _roll_back(
             reason += f"; restoring {old.tag} failed too: {first_line(e)}"
     elif prepared.changes_git:
         reason += " (no previous release to return to)"
-    commit = record_commit or preflight.tip(settings)
+    commit = record_commit or record_on or preflight.tip(settings)
     _record(settings, commit, env, kind, result, image, source_commit, approver, reason, tl)
     return ReleaseReport(
         env.name, kind, result, image, source_commit, tuple(tl.stages), None, reason,
@@ -407,3 +417,61 @@ def plan(settings: Settings, env_name: str, *, image_ref: str | None = None) -> 
     with kube.connect(_access(settings, env)) as cluster:
         diffs = apply.diff_environment(settings, env, cluster, prepared.objects)
     return Plan(env.name, pin.ref, tuple(diffs))
+
+
+def repair(
+    settings: Settings,
+    env_name: str,
+    *,
+    approved_by: str | None = None,
+    progress: Progress = quiet,
+    state: Declared | None = None,
+) -> ReleaseReport:
+    """Put back exactly what the last good release declared (``state``), through the verified deploy."""
+    from . import drift as drift_stage
+
+    env = settings.environment(env_name)
+    approver = require_approval(env, approved_by)
+    state = state or drift_stage.declared(settings, env, history.read(settings, env.name))
+    image = drift_stage.repair_image(settings, env, state)
+    # A digest that failed later may still be the last good one: force, as a rollback does.
+    return deploy(
+        settings, env.name, image, kind="repair", approved_by=approver, force=True, progress=progress,
+        record_on=state.commit,
+    )  # fmt: skip
+
+
+def drift(
+    settings: Settings,
+    env_name: str,
+    *,
+    repair_drift: bool = False,
+    approved_by: str | None = None,
+    progress: Progress = quiet,
+) -> DriftReport:
+    """`invoke drift`: the live objects against the last good release; with ``repair_drift``, put it back."""
+    import dataclasses
+
+    from . import drift as drift_stage
+    from . import kube
+
+    env = settings.environment(env_name)
+    approver = require_approval(env, approved_by) if repair_drift else None
+    tl = Timeline(progress)
+    with tl.stage("declared") as detail:
+        state = drift_stage.declared(settings, env, history.read(settings, env.name))
+        detail.append(f"{len(state.objects)} objects at overlay commit {state.commit[:12]}")
+    with tl.stage("compare") as detail, kube.connect(_access(settings, env)) as cluster:
+        objects = drift_stage.check(settings, env, cluster, state)
+        detail.append(f"{sum(o.drifted for o in objects)} of {len(objects)} differ")
+    found = drift_stage.report(env, state, objects, tl.stages)
+    if not repair_drift or not found.found:
+        return found
+    try:
+        repaired = repair(settings, env.name, approved_by=approver, progress=progress, state=state)
+    except PipelineError as e:
+        # Still a report: the findings reach the job summary and the webhook, and the command exits 1.
+        return dataclasses.replace(found, repair_error=first_line(e))
+    with kube.connect(_access(settings, env)) as cluster:
+        after = drift_stage.check(settings, env, cluster, state)
+    return dataclasses.replace(found, repair=repaired, after=tuple(after))

@@ -5,7 +5,9 @@ and after staging; the OIDC token (``id-token: write``) is granted only to jobs 
 Google, or with GitHub Pages to publish the dashboard); nothing runs on ``pull_request_target``; secrets
 reach single steps as environment variables, never a whole job, a ``with:`` input or a script's text; bump
 commits (overlays only) start no release. The dashboard is built after both releases, even failed ones,
-with read-only access and no secret, and is published only where the repository opts in.
+with read-only access and no secret, and is published only where the repository opts in. The
+drift check runs for every environment every 15 minutes, repairs staging on its own and prod only when a
+repository variable says so, behind the protected ``production`` environment.
 """
 
 from __future__ import annotations
@@ -184,3 +186,88 @@ def test_pages_publishes_only_where_the_repository_opts_in(release: dict[str, An
     assert job["environment"]["name"] == "github-pages"
     assert job["concurrency"] == {"group": "pages", "cancel-in-progress": False}
     assert [str(s["uses"]).rpartition("@")[0] for s in job["steps"]] == ["actions/deploy-pages"]
+
+
+# --- drift.yml: the scheduled check ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def drift() -> dict[str, Any]:
+    return load("drift.yml")
+
+
+def runs(job: dict[str, Any]) -> str:
+    return " ".join(str(s.get("run", "")) for s in job["steps"])
+
+
+def test_drift_runs_every_15_minutes_and_on_demand(drift: dict[str, Any]) -> None:
+    assert triggers(drift) == {"schedule", "workflow_dispatch"}
+    assert drift["on"]["schedule"] == [{"cron": "*/15 * * * *"}]
+    assert "concurrency" not in drift  # one group per environment, in the jobs
+
+
+def test_drift_checks_every_environment(drift: dict[str, Any]) -> None:
+    checked = {
+        env
+        for job in drift["jobs"].values()
+        for env in ("staging", "prod")
+        if f"invoke drift --env {env}" in runs(job)
+    }
+    assert checked == {"staging", "prod"}
+    for job in drift["jobs"].values():
+        assert "|| true" not in runs(job) and "continue-on-error" not in job  # drift fails the job
+
+
+def test_staging_repairs_itself_and_prod_only_reports(drift: dict[str, Any]) -> None:
+    jobs = drift["jobs"]
+    assert "invoke drift --env staging --repair" in runs(jobs["staging"])
+    assert jobs["staging"]["environment"] == "staging"
+    (check,) = [s["run"] for s in jobs["prod"]["steps"] if "invoke drift" in str(s.get("run", ""))]
+    assert check.strip() == "invoke drift --env prod"  # no --repair
+    assert "environment" not in jobs["prod"]  # production's reviewers would hold every check
+    repair = jobs["prod-repair"]
+    assert "invoke drift --env prod --repair --approved-by" in runs(repair)
+    assert repair["needs"] == "prod"
+    assert "vars.DRIFT_REPAIR_PROD == 'true'" in repair["if"]
+    assert "needs.prod.outputs.drift == 'true'" in repair["if"] and "!cancelled()" in repair["if"]
+    environment = repair["environment"]
+    assert (environment if isinstance(environment, str) else environment["name"]) == "production"
+
+
+def test_drift_jobs_queue_and_never_share_the_release_groups(
+    drift: dict[str, Any], release: dict[str, Any]
+) -> None:
+    release_groups = {job["concurrency"]["group"] for job in release["jobs"].values()}
+    groups = []
+    for name, job in drift["jobs"].items():
+        assert job["concurrency"]["cancel-in-progress"] is False, name
+        groups.append(job["concurrency"]["group"])
+    # A queued job replaces a queued one of the same group: sharing would cancel a waiting release.
+    assert not set(groups) & release_groups
+    assert len(set(groups)) == len(groups)
+
+
+def test_drift_permissions_and_authentication(drift: dict[str, Any]) -> None:
+    assert drift["permissions"] == {}
+    jobs = drift["jobs"]
+    assert jobs["staging"]["permissions"] == {"contents": "write", "id-token": "write"}
+    assert jobs["prod"]["permissions"] == {"contents": "read", "id-token": "write"}
+    assert jobs["prod-repair"]["permissions"] == {"contents": "write", "id-token": "write"}
+    for job in jobs.values():
+        (auth,) = [s for s in job["steps"] if is_auth(s)]
+        assert auth["with"] == {
+            "workload_identity_provider": "${{ vars.GCP_WIF_PROVIDER }}",
+            "service_account": "${{ vars.GCP_SERVICE_ACCOUNT }}",
+            "create_credentials_file": True,
+        }
+
+
+def test_the_webhook_url_reaches_the_pipeline_steps_as_a_secret() -> None:
+    for name in ("drift.yml", "release.yml"):
+        for job_name, job in load(name)["jobs"].items():
+            for step in job["steps"]:
+                if "invoke " in str(step.get("run", "")):
+                    env = step.get("env") or {}
+                    assert env.get("PIPELINE_WEBHOOK_URL") == "${{ secrets.PIPELINE_WEBHOOK_URL }}", (
+                        f"{name}: {job_name}: {step.get('name')}"
+                    )
