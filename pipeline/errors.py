@@ -116,5 +116,69 @@ class ReleaseRefused(PipelineError):
     """A release that pre-flight will not start (a digest that already failed, nothing to promote)."""
 
 
-class NotYetAvailable(PipelineError, NotImplementedError):
-    """A task that is listed but whose stage has not landed yet."""
+# Cluster access, the Kubernetes API and rollouts
+
+
+class GkeError(PipelineError):
+    """Looking up or authenticating to a GKE cluster failed."""
+
+
+class ClusterNotFound(GkeError, LookupError):
+    """The Container API has no such cluster (or hides it from us)."""
+
+
+class GoogleAuthError(GkeError, PermissionError):
+    """Application Default Credentials are missing, expired, revoked or not allowed."""
+
+
+class GkeUnreachable(GkeError, TemporaryError):
+    """The Container API or Google's token endpoint did not answer; trying again may help."""
+
+
+class KubeError(PipelineError):
+    """Talking to the Kubernetes API server failed."""
+
+    status: int | None = None
+
+
+class KubeAuthError(KubeError, PermissionError):
+    """401: the API server does not accept our credentials."""
+
+
+class KubeForbidden(KubeError, PermissionError):
+    """403: authenticated, but RBAC does not allow the request."""
+
+
+class KubeNotFound(KubeError, LookupError):
+    """404: the object (or its namespace) does not exist."""
+
+
+class KubeConflict(KubeError):
+    """409: a field manager conflict in server-side apply, or an object that changed under us."""
+
+    def __init__(
+        self, what: str, hint: str = "", managers: tuple[str, ...] = (), fields: tuple[str, ...] = ()
+    ):
+        self.managers = managers
+        self.fields = fields
+        super().__init__(what, hint)
+
+
+class KubeInvalid(KubeError, ValueError):
+    """400/422: the server rejected the object; the message is the server's."""
+
+
+class KubeGone(KubeError):
+    """410: a watch's resourceVersion is too old (handled inside the watch stream, which re-lists)."""
+
+
+class KubeUnreachable(KubeError, TemporaryError):
+    """No answer, a broken connection, or a 5xx/429: trying again may help."""
+
+
+class UnknownKind(KubeError, LookupError):
+    """The cluster does not serve this apiVersion/kind (a CRD not installed?)."""
+
+
+class RolloutError(PipelineError):
+    """The rollout could not be watched (not: the rollout failed, which is a ``RolloutResult``)."""

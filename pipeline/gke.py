@@ -8,10 +8,12 @@ Federation in GitHub Actions, the sandbox's ``authorized_user`` file in tests. N
 long-lived key. The same credentials then authenticate to the cluster's API server as bearer tokens, which
 :class:`GoogleToken` refreshes before they expire, so a rollout that outlives one token still completes.
 
-Neighbours: ``kube`` turns a :class:`ClusterAccess` into a Kubernetes API client (it calls the token
-source before every request); ``apply`` and ``rollout`` use that client; ``release`` chooses between a GKE
-cluster and a kubeconfig context from the environment's settings. Google's libraries are imported lazily,
-so importing this module (for :class:`ClusterAccess`) costs nothing.
+Neighbours: it returns an ``access.ClusterAccess`` (re-exported here with ``StaticToken`` and
+``TokenSource``), which ``kube`` turns into a Kubernetes API client (calling the token source before every
+request) without importing this module; ``apply`` and ``rollout`` use that client; ``release`` chooses
+between a GKE cluster and a kubeconfig context from the environment's settings. Its exceptions live in
+``errors`` (re-exported here). Google's libraries are imported lazily, so importing this module costs
+nothing.
 
 Tokens and credentials never enter a message or a log line: errors name the project, location and
 cluster, and what to check.
@@ -24,11 +26,31 @@ import binascii
 import datetime
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, cast
 
-from .errors import PipelineError, TemporaryError
+from .access import ADC_HINT, ClusterAccess, StaticToken, TokenSource
+from .errors import ClusterNotFound, GkeError, GkeUnreachable, GoogleAuthError
+
+if TYPE_CHECKING:
+    from google.auth.credentials import Credentials
+    from google.auth.transport.requests import Request
+    from google.cloud.container_v1 import Cluster, ClusterManagerClient
+
+__all__ = [
+    "ADC_HINT",
+    "LOOKUP_TIMEOUT_SECONDS",
+    "REFRESH_MARGIN",
+    "SCOPES",
+    "ClusterAccess",
+    "ClusterNotFound",
+    "GkeError",
+    "GkeUnreachable",
+    "GoogleAuthError",
+    "GoogleToken",
+    "StaticToken",
+    "TokenSource",
+    "cluster_access",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,60 +61,6 @@ SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
 REFRESH_MARGIN = datetime.timedelta(minutes=5)
 # How long the Container API lookup may take, retries included, before it counts as unreachable.
 LOOKUP_TIMEOUT_SECONDS = 30.0
-ADC_HINT = "Run `gcloud auth application-default login` or check Workload Identity Federation"
-
-
-class GkeError(PipelineError):
-    """Looking up or authenticating to a GKE cluster failed."""
-
-
-class ClusterNotFound(GkeError, LookupError):
-    """The Container API has no such cluster (or hides it from us)."""
-
-
-class GoogleAuthError(GkeError, PermissionError):
-    """Application Default Credentials are missing, expired, revoked or not allowed."""
-
-
-class GkeUnreachable(GkeError, TemporaryError):
-    """The Container API or Google's token endpoint did not answer; trying again may help."""
-
-
-class TokenSource(Protocol):
-    """A bearer token for the API server, valid when returned; ``invalidate`` forces a new one."""
-
-    def token(self) -> str: ...
-
-    def invalidate(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class ClusterAccess:
-    """How to reach one cluster's API server: what ``kube`` needs, and nothing else."""
-
-    # Names the cluster in messages, e.g. "GKE cluster campus-staging/asia-south1-a/staging".
-    description: str
-    # https://<endpoint>
-    server: str
-    # The cluster's own CA (PEM): GKE API servers present certificates no public CA signs.
-    ca_pem: str = field(repr=False)
-    tokens: TokenSource = field(repr=False, compare=False)
-
-
-class StaticToken:
-    """A token that never changes (tests; a team that hands the pipeline a short-lived token)."""
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def __repr__(self) -> str:
-        return "StaticToken(<redacted>)"
-
-    def token(self) -> str:
-        return self._value
-
-    def invalidate(self) -> None:
-        """Nothing to refresh: a rejected static token stays rejected."""
 
 
 def _utcnow() -> datetime.datetime:
@@ -107,14 +75,16 @@ class GoogleToken:
     rollout watches run in threads), so refreshing happens under a lock and only once per expiry.
     """
 
-    def __init__(self, credentials: Any, describe: str, margin: datetime.timedelta = REFRESH_MARGIN) -> None:
+    def __init__(
+        self, credentials: Credentials, describe: str, margin: datetime.timedelta = REFRESH_MARGIN
+    ) -> None:
         self._credentials = credentials
         self._describe = describe
         self._margin = margin
         self._lifetime: datetime.timedelta | None = None
         self._forced = False
         self._lock = threading.Lock()
-        self._request: Any = None
+        self._request: Request | None = None
         self.refreshes = 0
 
     def __repr__(self) -> str:
@@ -140,7 +110,8 @@ class GoogleToken:
         if self._request is None:
             self._request = Request()
         try:
-            self._credentials.refresh(self._request)
+            # google-auth leaves `refresh` unannotated.
+            self._credentials.refresh(self._request)  # type: ignore[no-untyped-call]
         except auth_exceptions.TransportError as e:
             raise GkeUnreachable(
                 f"refreshing the Google access token for {self._describe}: the token endpoint did not answer",
@@ -161,8 +132,8 @@ class GoogleToken:
         with self._lock:
             if self._stale():
                 self._refresh()
-            value: str = self._credentials.token
-            return value
+            # Set by the refresh above, or by whoever refreshed these credentials before us.
+            return cast(str, self._credentials.token)
 
     def invalidate(self) -> None:
         with self._lock:
@@ -192,7 +163,7 @@ def cluster_access(
     cluster: str,
     *,
     api_endpoint: str | None = None,
-    credentials: Any = None,
+    credentials: Credentials | None = None,
     margin: datetime.timedelta = REFRESH_MARGIN,
 ) -> ClusterAccess:
     """Look ``cluster`` up in the Container API and return how to reach its API server.
@@ -207,26 +178,51 @@ def cluster_access(
             f"looking up {describe}: project, location and cluster must all be set",
             "Set gke_project, gke_location and gke_cluster for the environment in pipeline.toml",
         )
-    from google.api_core import exceptions as api_exceptions
-    from google.api_core import retry as api_retry
-    from google.auth import exceptions as auth_exceptions
-
     if credentials is None:
         credentials = _default_credentials(describe)
     tokens = GoogleToken(credentials, describe, margin)
+    name = f"projects/{project}/locations/{location}/clusters/{cluster}"
+    found = _get_cluster(credentials, name, describe, api_endpoint)
+    return _access_to(found, describe, tokens)
 
+
+def _default_credentials(describe: str) -> Credentials:
+    import google.auth
+    from google.auth import exceptions as auth_exceptions
+
+    try:
+        credentials, _project = google.auth.default(scopes=list(SCOPES))
+    except auth_exceptions.DefaultCredentialsError as e:
+        raise GoogleAuthError(
+            f"authenticating to {describe}: no Application Default Credentials found", ADC_HINT
+        ) from e
+    return credentials
+
+
+def _container_client(
+    credentials: Credentials, describe: str, api_endpoint: str | None
+) -> ClusterManagerClient:
+    from google.api_core import exceptions as api_exceptions
     from google.cloud import container_v1
 
-    options: dict[str, Any] = {"api_endpoint": api_endpoint} if api_endpoint else {}
+    options: dict[str, str] = {"api_endpoint": api_endpoint} if api_endpoint else {}
     try:
-        client = container_v1.ClusterManagerClient(
+        return container_v1.ClusterManagerClient(
             credentials=credentials, transport="rest", client_options=options
         )
     except (ValueError, api_exceptions.GoogleAPIError) as e:
         raise GkeError(
             f"setting up the Container API client for {describe}: {e}", "Check the endpoint"
         ) from e
-    name = f"projects/{project}/locations/{location}/clusters/{cluster}"
+
+
+def _get_cluster(credentials: Credentials, name: str, describe: str, api_endpoint: str | None) -> Cluster:
+    """The Container API's record of the cluster ``name``; failures as :class:`GkeError`."""
+    from google.api_core import exceptions as api_exceptions
+    from google.api_core import retry as api_retry
+    from google.auth import exceptions as auth_exceptions
+
+    client = _container_client(credentials, describe, api_endpoint)
     # Only transient answers are retried; a 404 or 401 is final at once.
     retry = api_retry.Retry(
         predicate=api_retry.if_exception_type(
@@ -240,40 +236,60 @@ def cluster_access(
     )
     where = api_endpoint or "container.googleapis.com"
     try:
-        found = client.get_cluster(name=name, retry=retry, timeout=LOOKUP_TIMEOUT_SECONDS)
-    except api_exceptions.NotFound as e:
-        raise ClusterNotFound(
+        return client.get_cluster(name=name, retry=retry, timeout=LOOKUP_TIMEOUT_SECONDS)
+    except (
+        api_exceptions.GoogleAPICallError,
+        api_exceptions.RetryError,
+        auth_exceptions.RefreshError,
+        auth_exceptions.TransportError,
+        OSError,  # requests' ConnectionError and friends: nothing listens there
+    ) as e:
+        raise _lookup_error(e, describe, where) from e
+    finally:
+        _close(client)
+
+
+def _lookup_error(e: Exception, describe: str, where: str) -> GkeError:
+    """The one line for a failed cluster lookup (checked from the most specific failure down)."""
+    from google.api_core import exceptions as api_exceptions
+    from google.auth import exceptions as auth_exceptions
+
+    if isinstance(e, api_exceptions.NotFound):
+        return ClusterNotFound(
             f"looking up {describe}: no such cluster at {where}",
             "Check gke_project, gke_location (zone or region) and gke_cluster in pipeline.toml, "
             "and that the credentials' project can see it",
-        ) from e
-    except (api_exceptions.Unauthenticated, auth_exceptions.RefreshError) as e:
-        raise GoogleAuthError(f"looking up {describe}: the credentials were refused", ADC_HINT) from e
-    except api_exceptions.PermissionDenied as e:
-        raise GoogleAuthError(
+        )
+    if isinstance(e, api_exceptions.Unauthenticated | auth_exceptions.RefreshError):
+        return GoogleAuthError(f"looking up {describe}: the credentials were refused", ADC_HINT)
+    if isinstance(e, api_exceptions.PermissionDenied):
+        return GoogleAuthError(
             f"looking up {describe}: permission denied (container.clusters.get)",
             "Grant the identity roles/container.developer on the project, "
             "or check Workload Identity Federation's service account",
-        ) from e
-    except auth_exceptions.TransportError as e:
-        raise GkeUnreachable(
+        )
+    if isinstance(e, auth_exceptions.TransportError):
+        return GkeUnreachable(
             f"looking up {describe}: Google's token endpoint did not answer",
             "Check the network and try again",
-        ) from e
-    except (api_exceptions.RetryError, api_exceptions.ServerError, api_exceptions.DeadlineExceeded) as e:
-        raise GkeUnreachable(
+        )
+    transient = api_exceptions.RetryError | api_exceptions.ServerError | api_exceptions.DeadlineExceeded
+    if isinstance(e, transient):
+        return GkeUnreachable(
             f"looking up {describe}: the Container API at {where} did not answer in time",
             "Try again; check PIPELINE_GKE_ENDPOINT if it is set",
-        ) from e
-    except api_exceptions.GoogleAPICallError as e:
-        raise GkeError(f"looking up {describe}: {e.message}", "Check the cluster settings") from e
-    except OSError as e:  # requests' ConnectionError and friends: nothing listens there
-        raise GkeUnreachable(
-            f"looking up {describe}: cannot connect to the Container API at {where} ({type(e).__name__})",
-            "Check the network, or PIPELINE_GKE_ENDPOINT if it is set",
-        ) from e
-    finally:
-        _close(client)
+        )
+    if isinstance(e, api_exceptions.GoogleAPICallError):
+        return GkeError(f"looking up {describe}: {e.message}", "Check the cluster settings")
+    return GkeUnreachable(
+        f"looking up {describe}: cannot connect to the Container API at {where} ({type(e).__name__})",
+        "Check the network, or PIPELINE_GKE_ENDPOINT if it is set",
+    )
+
+
+def _access_to(found: Cluster, describe: str, tokens: GoogleToken) -> ClusterAccess:
+    """How to reach the API server of a cluster the Container API described, if it is serving."""
+    from google.cloud import container_v1
 
     status = container_v1.Cluster.Status(found.status).name if found.status else "STATUS_UNSPECIFIED"
     if status in _NOT_SERVING:
@@ -287,20 +303,7 @@ def cluster_access(
     )
 
 
-def _default_credentials(describe: str) -> Any:
-    import google.auth
-    from google.auth import exceptions as auth_exceptions
-
-    try:
-        credentials, _project = google.auth.default(scopes=list(SCOPES))
-    except auth_exceptions.DefaultCredentialsError as e:
-        raise GoogleAuthError(
-            f"authenticating to {describe}: no Application Default Credentials found", ADC_HINT
-        ) from e
-    return credentials
-
-
-def _close(client: Any) -> None:
-    close: Callable[[], None] | None = getattr(client.transport, "close", None)
+def _close(client: ClusterManagerClient) -> None:
+    close = getattr(client.transport, "close", None)
     if close is not None:
         close()
