@@ -20,6 +20,8 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
+from sandbox.tasks import sandbox as sandbox_tasks
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -27,7 +29,6 @@ if TYPE_CHECKING:
     from pipeline.driftreport import DriftReport
     from pipeline.notify import Message
     from pipeline.report import ReleaseReport
-    from sandbox.home import Home
 
 ROOT = Path(__file__).resolve().parent
 
@@ -462,71 +463,8 @@ def report(
     print(page.resolve())
 
 
-# --- the sandbox: local stand-ins for Docker Hub, GitHub, GKE ---------------------------------------------
-
-
-def _home() -> Home:
-    from sandbox.home import Home
-
-    return Home.locate(ROOT)
-
-
-@task(name="up")
-def sandbox_up(c: Context) -> None:
-    """Start the sandbox (registry, git remote, clusters); safe to run again."""
-    from sandbox import control
-
-    with _errors():
-        ready = control.up(_home(), ROOT)
-    console = _console()
-    registry = ready.get("registry", {})
-    console.print(f"registry (Docker Hub stand-in): {registry.get('address')}, user {registry.get('user')}")
-    console.print(f"git remote (GitHub stand-in):   {ready.get('env', {}).get('PIPELINE_GITOPS_REMOTE')}")
-    kube = ready.get("kube", {})
-    if kube:
-        console.print(f"GKE Container API stand-in:     {kube.get('gke_endpoint')}")
-        for name, cluster in kube.get("clusters", {}).items():
-            console.print(f"cluster {name:<8} API {cluster['server']}, node {cluster['node_ip']}")
-    console.print('Point the pipeline at it with:  eval "$(invoke sandbox.env)"')
-
-
-@task(name="down", help={"purge": "also delete its state: cluster objects, registry, git remote, DB volumes"})
-def sandbox_down(c: Context, purge: bool = False) -> None:
-    """Stop the sandbox; its state (images, git remote, cluster objects) is kept for the next up."""
-    from sandbox import control
-
-    with _errors():
-        if purge:
-            control.purge(_home())
-            print("sandbox stopped and its state deleted")
-            return
-        stopped = control.down(_home())
-    print("sandbox stopped" if stopped else "sandbox was not running")
-
-
-@task(name="status")
-def sandbox_status(c: Context) -> None:
-    """Say what the sandbox runs; exits 1 when it is not running."""
-    from sandbox import control
-
-    ready = control.status(_home())
-    if ready is None:
-        raise Exit("sandbox: not running (start it with: invoke sandbox.up)", code=1)
-    for key, value in sorted(ready.items()):
-        if key != "env":
-            print(f"{key}: {value}")
-
-
-@task(name="env")
-def sandbox_env(c: Context) -> None:
-    """Print export lines: eval "$(invoke sandbox.env)" points every task at the sandbox."""
-    from sandbox import control
-
-    ready = control.status(_home())
-    if ready is None:
-        raise Exit("sandbox: not running (start it with: invoke sandbox.up)", code=1)
-    print("\n".join(control.env_lines(ready)))
-
-
-sandbox = Collection("sandbox", sandbox_up, sandbox_down, sandbox_status, sandbox_env)
-ns = Collection(build, bump, validate, release, promote, rollback, plan, drift, history, report, sandbox)
+ns = Collection(
+    build, bump, validate, release, promote, rollback, plan, drift, history, report, sandbox_tasks
+)
+# The sandbox's tasks find the project (where the sandbox keeps .sandbox/) through invoke's config.
+ns.configure({"project_root": str(ROOT)})

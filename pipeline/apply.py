@@ -170,15 +170,12 @@ def _apply_one(
     try:
         return kube.server_side_apply(obj, field_manager=field_manager, dry_run=dry_run, force=False), ""
     except KubeConflict as e:
-        # kube-apiserver words a field manager conflict "Apply failed with N conflict(s)"; with several,
-        # kube.translate finds no managers in it ("conflicts with ..."), but it is still one to take over.
-        # Any other 409 (a resourceVersion race) is not ours to force.
-        if not force_conflicts or not (e.managers or e.fields or "Apply failed with" in str(e)):
+        # Only a field manager conflict names managers; any other 409 (a resourceVersion race) is not ours
+        # to force.
+        if not force_conflicts or not e.managers:
             raise
         verb = "would take" if dry_run else "took"
-        note = (
-            f"{verb} over {', '.join(e.fields) or 'fields'} from {', '.join(e.managers) or 'other managers'}"
-        )
+        note = f"{verb} over {', '.join(e.fields) or 'fields'} from {', '.join(e.managers)}"
         log.warning("%s: %s", ref(obj), note)
         return kube.server_side_apply(obj, field_manager=field_manager, dry_run=dry_run, force=True), note
 

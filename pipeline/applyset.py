@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .base import Obj
-from .kube import UnknownKind  # moves to errors with the kube package
+from .errors import UnknownKind
 
 if TYPE_CHECKING:
     from .kube import Kube

@@ -25,10 +25,12 @@ import base64
 import binascii
 import datetime
 import logging
+import os
 import threading
 from typing import TYPE_CHECKING, cast
 
-from .access import ADC_HINT, ClusterAccess, StaticToken, TokenSource
+from .access import ADC_HINT, Access, ClusterAccess, KubeContext, StaticToken, TokenSource
+from .config import Environment, Settings
 from .errors import ClusterNotFound, GkeError, GkeUnreachable, GoogleAuthError
 
 if TYPE_CHECKING:
@@ -155,6 +157,15 @@ def _decode_ca(encoded: str, describe: str) -> str:
 
 # Cluster states in which the API server is not there to talk to.
 _NOT_SERVING = {"PROVISIONING", "STOPPING"}
+
+
+def environment_access(settings: Settings, env: Environment) -> Access:
+    """How ``env``'s cluster is reached: its kubeconfig context when it names one, else GKE's lookup."""
+    if env.kube_context:
+        return KubeContext(env.kube_context, os.environ.get("KUBECONFIG"))
+    return cluster_access(
+        env.gke_project, env.gke_location, env.gke_cluster, api_endpoint=settings.release.gke_endpoint or None
+    )
 
 
 def cluster_access(

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import gitops, history, images, overlays, pin, preflight
+from . import gitops, gke, history, images, overlays, pin, preflight
 from .apply import ApplyResult
 from .approval import require_approval
 from .base import Progress, first_line, quiet
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .build import BuildResult
     from .drift import Declared
     from .driftreport import DriftReport
-    from .kube import Access, Kube
+    from .kube import Kube
 
 __all__ = [
     "ReleaseReport", "StageResult", "bump", "drift", "plan", "promote", "release", "repair", "rollback",
@@ -89,16 +89,6 @@ def bump(
 
 
 Kind = Literal["release", "promote", "rollback", "repair"]
-
-
-def _access(settings: Settings, env: Environment) -> Access:
-    from . import gke, kube
-
-    if env.kube_context:
-        return kube.KubeContext(env.kube_context, os.environ.get("KUBECONFIG"))
-    return gke.cluster_access(
-        env.gke_project, env.gke_location, env.gke_cluster, api_endpoint=settings.release.gke_endpoint or None
-    )
 
 
 @dataclass(frozen=True)
@@ -203,7 +193,7 @@ def _preflight(
         pin = overlays.Pin(settings.image.kustomize_name, image.repository, image.tag, image.digest)
         prepared = preflight.prepare(settings, env, pin)
         detail.append(f"{len(prepared.objects)} objects valid")
-        cluster = stack.enter_context(kube.connect(_access(settings, env)))
+        cluster = stack.enter_context(kube.connect(gke.environment_access(settings, env)))
         cluster.version()
         dry = apply.apply_environment(settings, env, cluster, prepared.objects, dry_run=True)
         detail.append("dry run accepted")
@@ -414,7 +404,7 @@ def plan(settings: Settings, env_name: str, *, image_ref: str | None = None) -> 
             raise ReleaseRefused(f"{env.overlay} pins no image yet", "Pass --image, or release first")
         pin = current
     prepared = preflight.prepare(settings, env, pin)
-    with kube.connect(_access(settings, env)) as cluster:
+    with kube.connect(gke.environment_access(settings, env)) as cluster:
         diffs = apply.diff_environment(settings, env, cluster, prepared.objects)
     return Plan(env.name, pin.ref, tuple(diffs))
 
@@ -461,7 +451,7 @@ def drift(
     with tl.stage("declared") as detail:
         state = drift_stage.declared(settings, env, history.read(settings, env.name))
         detail.append(f"{len(state.objects)} objects at overlay commit {state.commit[:12]}")
-    with tl.stage("compare") as detail, kube.connect(_access(settings, env)) as cluster:
+    with tl.stage("compare") as detail, kube.connect(gke.environment_access(settings, env)) as cluster:
         objects = drift_stage.check(settings, env, cluster, state)
         detail.append(f"{sum(o.drifted for o in objects)} of {len(objects)} differ")
     found = drift_stage.report(env, state, objects, tl.stages)
@@ -472,6 +462,6 @@ def drift(
     except PipelineError as e:
         # Still a report: the findings reach the job summary and the webhook, and the command exits 1.
         return dataclasses.replace(found, repair_error=first_line(e))
-    with kube.connect(_access(settings, env)) as cluster:
+    with kube.connect(gke.environment_access(settings, env)) as cluster:
         after = drift_stage.check(settings, env, cluster, state)
     return dataclasses.replace(found, repair=repaired, after=tuple(after))

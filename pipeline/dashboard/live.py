@@ -9,18 +9,17 @@ error: the dashboard is most useful exactly when something is wrong. Used by ``c
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .. import gitops, overlays
+from .. import gitops, gke, overlays
 from ..config import Environment, Settings
 from ..errors import PipelineError
 
 if TYPE_CHECKING:
-    from ..kube import Access
+    pass
 
 # Long enough for a slow API server, short enough that a report of an unreachable cluster comes quickly.
 REQUEST_TIMEOUT_SECONDS = 10.0
@@ -62,16 +61,6 @@ def pins(settings: Settings, envs: list[Environment]) -> dict[str, overlays.Pin 
         return found
 
 
-def _access(settings: Settings, env: Environment) -> Access:
-    from .. import gke, kube
-
-    if env.kube_context:
-        return kube.KubeContext(env.kube_context, os.environ.get("KUBECONFIG"))
-    return gke.cluster_access(
-        env.gke_project, env.gke_location, env.gke_cluster, api_endpoint=settings.release.gke_endpoint or None
-    )
-
-
 def _runs(image: str, repository: str) -> bool:
     return image.startswith((f"{repository}:", f"{repository}@"))
 
@@ -81,7 +70,9 @@ def read(settings: Settings, env: Environment, repository: str) -> Live:
     from .. import kube
 
     try:
-        with kube.connect(_access(settings, env), request_timeout=REQUEST_TIMEOUT_SECONDS) as cluster:
+        with kube.connect(
+            gke.environment_access(settings, env), request_timeout=REQUEST_TIMEOUT_SECONDS
+        ) as cluster:
             deployments, _ = cluster.list_objects("apps/v1", "Deployment")
     # Anything at all (no credentials, a refused token, no route, a client library's own exception) means
     # the same to a reader of the page: the cluster's side is unknown.

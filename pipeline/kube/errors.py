@@ -31,7 +31,8 @@ from ..errors import (
     KubeUnreachable,
 )
 
-_CONFLICT_MANAGER = re.compile(r'conflict with "([^"]+)"')
+# One conflict reads 'conflict with "kubectl"'; several read 'conflicts with "kubectl"' each.
+_CONFLICT_MANAGER = re.compile(r'conflicts? with "([^"]+)"')
 
 
 def one_line(text: object, limit: int = 400) -> str:
