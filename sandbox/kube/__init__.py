@@ -4,6 +4,6 @@
 token endpoint (``auth``), the Container API stand-in (``gke``), one object ``store`` and one HTTPS
 ``apiserver`` per cluster (with ``discovery``, ``openapi`` and server-side apply in ``ssa``), writes the
 kubeconfig (``kubeconfig``), and starts the controllers, kubelet and proxies of ``controllers/``,
-``kubelet.py`` and ``proxy.py``. The pipeline never imports any of it: it sees a kubeconfig, a GKE
+``kubelet/`` and ``proxy/``. The pipeline never imports any of it: it sees a kubeconfig, a GKE
 endpoint and a CA bundle, as with the cloud.
 """

@@ -17,7 +17,7 @@
   ``client.authentication.k8s.io/v1`` ExecCredential with its ``expirationTimestamp``.
 
 Neighbours: ``service.py`` serves :meth:`TokenIssuer.handle_token` beside the GKE stand-in (``gke.py``);
-``apiserver.py`` calls :meth:`TokenIssuer.check`; ``kubeconfig.py`` names the plugin.
+``apiserver/`` calls :meth:`TokenIssuer.check`; ``kubeconfig.py`` names the plugin.
 """
 
 from __future__ import annotations

@@ -2,10 +2,10 @@
 
 The CA is made once and kept under ``<home>/kube/ca/`` (key mode 0600), so that ``SANDBOX_CA_CERT`` and
 kubeconfigs stay valid across ``down``/``up``. Server certificates are issued at each start, for the API
-servers (node IP and ``localhost``) and for Ingress hosts (``proxy.py`` asks
+servers (node IP and ``localhost``) and for Ingress hosts (``proxy/`` asks
 :meth:`CertificateAuthority.issue` per SNI name), and are never written anywhere but where the caller asks.
 
-Neighbours: ``service.py`` creates the CA; ``apiserver.py`` and ``proxy.py`` serve its certificates;
+Neighbours: ``service.py`` creates the CA; ``apiserver/`` and ``proxy/`` serve its certificates;
 ``kubeconfig.py`` and ``gke.py`` hand its certificate to clients.
 """
 

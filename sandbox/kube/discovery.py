@@ -1,8 +1,8 @@
 """The resource table of the sandbox API servers and the discovery documents built from it.
 
-Every kind the API server serves is a :class:`ResourceInfo` in :data:`RESOURCES`; the store (``store.py``)
+Every kind the API server serves is a :class:`ResourceInfo` in :data:`RESOURCES`; the store (``store/``)
 asks it whether a resource is namespaced and has a ``status`` subresource, the API server
-(``apiserver.py``) routes by it, ``openapi.py`` describes it, and this module turns it into the documents
+(``apiserver/``) routes by it, ``openapi/`` describes it, and this module turns it into the documents
 of ``/api``, ``/apis``, ``/api/v1``, ``/apis/<group>/<version>`` and the aggregated discovery
 (``apidiscovery.k8s.io/v2``) that kubectl 1.30+ asks for first.
 

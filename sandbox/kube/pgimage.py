@@ -6,7 +6,7 @@ its binaries need, ``busybox-static`` for a shell), written as a tar and built w
 ownership recorded in the tar survives (``COPY`` would make every file root's). Images carry a label with
 a hash of what went into them, so a changed recipe rebuilds while an unchanged one is reused at once.
 
-Neighbours: the daemon calls :func:`ensure_image` at ``sandbox.up`` before the kubelet (``kubelet.py``)
+Neighbours: the daemon calls :func:`ensure_image` at ``sandbox.up`` before the kubelet (``kubelet/``)
 starts pods; pods name the image exactly as the overlays do and use ``imagePullPolicy: IfNotPresent``, so
 it is never pulled. The kubelet builds its pause image with :class:`RootFS` and :func:`build_image` too.
 """

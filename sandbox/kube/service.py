@@ -2,11 +2,11 @@
 
 :class:`KubeService` is what ``daemon.py`` starts. At ``start()`` it loads (or makes) the CA and the OAuth
 client (``ca.py``, ``auth.py``), serves the token endpoint and the Container API stand-in (``gke.py``) on
-``127.0.0.1:<gke_port>``, and for each cluster of the settings opens its store (``store.py``, state under
+``127.0.0.1:<gke_port>``, and for each cluster of the settings opens its store (``store/``, state under
 ``<home>/kube/<cluster>/``), seeds what a new GKE cluster has (namespaces, StorageClasses, the
-``kubernetes`` Service), starts its HTTPS API server (``apiserver.py``) on ``<node_ip>:<api_port>``, and
-its workloads: a kubelet (``kubelet.py``), the controllers (``controllers/``) and the proxies
-(``proxy.py``). It writes the kubeconfig (``kubeconfig.py``) and the ADC file; ``describe()`` gives
+``kubernetes`` Service), starts its HTTPS API server (``apiserver/``) on ``<node_ip>:<api_port>``, and
+its workloads: a kubelet (``kubelet/``), the controllers (``controllers/``) and the proxies
+(``proxy/``). It writes the kubeconfig (``kubeconfig.py``) and the ADC file; ``describe()`` gives
 ``ready.json`` their paths and the ``sandbox.env`` variables. ``stop()`` undoes all of it, in reverse.
 """
 

@@ -1,7 +1,7 @@
 """One cluster's Kubernetes API server: HTTPS, bearer tokens, and the REST subset kubectl and clients use.
 
 For every resource of ``discovery.RESOURCES``: get, list, watch, create, update, patch (JSON merge,
-strategic merge, JSON patch, server-side apply via ``ssa.py``), delete (with propagation and
+strategic merge, JSON patch, server-side apply via ``ssa/``), delete (with propagation and
 deletecollection), the ``status`` and ``scale`` subresources and Pod ``log``; plus ``/version``, health,
 discovery and ``/openapi/v3``. The package, by concern:
 
@@ -13,7 +13,7 @@ discovery and ``/openapi/v3``. The package, by concern:
 - ``admission.py``: field validation, defaulting, validation, Service clusterIP and nodePort allocation;
 - ``tables.py``: ``kubectl get``'s Table output, one printer per kind.
 
-Neighbours: ``service.py`` starts one :class:`ApiServer` per cluster; ``store.py`` holds the objects.
+Neighbours: ``service.py`` starts one :class:`ApiServer` per cluster; ``store/`` holds the objects.
 """
 
 from __future__ import annotations

@@ -3,11 +3,11 @@
 In order: the object's identity against its URL (:func:`check_identity`), unknown fields as
 ``fieldValidation`` says (:func:`field_validation`: Strict refuses, Warn drops and warns, Ignore drops),
 then :func:`admit`: the namespace must exist and not be terminating, initial status and defaults
-(``openapi.py``), Secret ``stringData`` folded into ``data``, the default StorageClass for new PVCs,
+(``openapi/``), Secret ``stringData`` folded into ``data``, the default StorageClass for new PVCs,
 validation, and for Services the allocation of a clusterIP in :data:`SERVICE_CIDR` and of nodePorts in
 :data:`NODE_PORTS`, refusing ones already taken as kube-apiserver does.
 
-Neighbours: ``writes.py`` calls it for create, update, patch and apply; it reads the store (``store.py``)
+Neighbours: ``writes.py`` calls it for create, update, patch and apply; it reads the store (``store/``)
 for namespaces, StorageClasses and the Services already allocated.
 """
 

@@ -6,8 +6,8 @@ method and subresource: watch (``watch.py``), writes (``writes.py``), ``scale`` 
 (``subresources.py``). Errors are ``Status`` objects with Kubernetes' reasons and codes
 (``store.ApiError``); anything unexpected is logged and answered as a 500 Status.
 
-Neighbours: ``service.py`` starts one :class:`ApiServer` per cluster; ``store.py`` holds the objects;
-``auth.py`` says which bearer tokens are live; the kubelet (``kubelet.py``) provides container logs.
+Neighbours: ``service.py`` starts one :class:`ApiServer` per cluster; ``store/`` holds the objects;
+``auth.py`` says which bearer tokens are live; the kubelet (``kubelet/``) provides container logs.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ patch type applied to the Scale). ``log`` reads a container's output through the
 :data:`PodLogs` callable, picks the container as kubectl expects (``default-container`` annotation, or
 the only one), and with ``follow`` streams what the container writes until the pod or the client goes.
 
-Neighbours: ``server.py`` routes to these; the kubelet (``kubelet.py``, via ``service.py``) provides the
+Neighbours: ``server.py`` routes to these; the kubelet (``kubelet/``, via ``service.py``) provides the
 logs; ``watch.py`` keeps the followed logs among its :class:`Streams`.
 """
 

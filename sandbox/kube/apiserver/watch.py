@@ -8,7 +8,7 @@ as DELETED), sends BOOKMARK events every :data:`BOOKMARK_SECONDS` when asked, an
 long-lived response (watches and log follows) so that the server's ``stop()`` ends them.
 
 Neighbours: ``server.py`` calls :func:`watch`; ``subresources.py`` registers log follows in
-:class:`Streams`; it reads the store's subscriptions (``store.py``) and prints Tables (``tables.py``).
+:class:`Streams`; it reads the store's subscriptions (``store/``) and prints Tables (``tables.py``).
 """
 
 from __future__ import annotations

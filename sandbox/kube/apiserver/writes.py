@@ -3,10 +3,10 @@
 Each reads its options (``fieldManager``, ``dryRun``, ``force``, ``propagationPolicy``, DeleteOptions),
 runs the body through admission (``admission.py``) and writes to the store. Patches retry on a Conflict
 with the object they patched (as kube-apiserver's GuaranteedUpdate), unless the patch itself names a
-resourceVersion; server-side apply merges through ``ssa.py`` and reports its conflicts as 409 Status.
+resourceVersion; server-side apply merges through ``ssa/`` and reports its conflicts as 409 Status.
 
 Neighbours: ``server.py`` routes to these functions; ``subresources.py`` shares :func:`manager` and
-:func:`dry_run`; they use ``negotiation.py`` for bodies and answers and ``store.py`` for the objects.
+:func:`dry_run`; they use ``negotiation.py`` for bodies and answers and ``store/`` for the objects.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def _patch_once(
 def _merge_applied(
     t: Target, live: dict[str, Any] | None, applied: dict[str, Any], name: str, force: bool
 ) -> dict[str, Any]:
-    """``applied`` merged into ``live`` by ``ssa.py``; its conflicts and errors as Status errors."""
+    """``applied`` merged into ``live`` by ``ssa/``; its conflicts and errors as Status errors."""
     try:
         return ssa.apply(
             t.gvr, live, applied, manager=name, force=force, now=now_rfc3339(), subresource=t.subresource

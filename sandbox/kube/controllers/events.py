@@ -6,7 +6,7 @@ relayed by ``pods.py``) reports through one :class:`EventRecorder`. As with clie
 make a new object: the existing one gets ``count + 1`` and a new ``lastTimestamp``, which is what
 ``kubectl describe`` shows as ``(x5 over 2m)``. Events live for an hour (kube-apiserver's ``--event-ttl``).
 
-Neighbours: the store (``store.py``) holds the objects; the pipeline reads them in its rollout diagnosis.
+Neighbours: the store (``store/``) holds the objects; the pipeline reads them in its rollout diagnosis.
 """
 
 from __future__ import annotations

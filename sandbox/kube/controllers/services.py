@@ -5,12 +5,12 @@ selected pods' IPs (Ready ones under ``addresses``, the others under ``notReadyA
 ``publishNotReadyAddresses``) with target ports resolved, named ones through the container's ports.
 Only ready endpoints become proxy backends, so a NodePort or an Ingress never sends a request to a pod
 that is not Ready, as kube-proxy and GKE's load balancer behave. Each Ingress gets
-``status.loadBalancer.ingress[0].ip``: the node's address, where ``proxy.py`` listens.
+``status.loadBalancer.ingress[0].ip``: the node's address, where ``proxy/`` listens.
 
-The proxies' tables come from ``proxy.py``'s pure ``nodeport_table``/``ingress_table`` (one definition of
+The proxies' tables come from ``proxy/``'s pure ``nodeport_table``/``ingress_table`` (one definition of
 "ready endpoint" for both), handed over as :class:`Routes` whenever they change.
 
-Neighbours: ``pods.py`` keeps pod IPs and readiness current; ``proxy.py`` receives :class:`Routes`.
+Neighbours: ``pods.py`` keeps pod IPs and readiness current; ``proxy/`` receives :class:`Routes`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ log = logging.getLogger("sandbox.kube.controllers.services")
 
 @dataclass(frozen=True)
 class Routes:
-    """What the proxies (``proxy.py``) serve, in their own terms: ``node_ports`` is
+    """What the proxies (``proxy/``) serve, in their own terms: ``node_ports`` is
     ``proxy.nodeport_table``'s ``{(node_ip, nodePort): [(pod_ip, port), ...]}`` for
     ``NodePortProxy.sync``, ``ingress`` is ``proxy.ingress_table``'s ``IngressTable`` for
     ``IngressProxy.sync``. Both list ready endpoints only."""
@@ -116,7 +116,7 @@ def endpoint_subsets(svc: Obj, pods: Iterable[Obj]) -> list[Obj]:
 def compute_routes(
     node_ip: str, services: list[Obj], pods: list[Obj], ingresses: list[Obj], secrets: list[Obj]
 ) -> Routes | None:
-    """The proxies' tables, built by ``proxy.py``'s own pure functions (None when it is not there)."""
+    """The proxies' tables, built by ``proxy/``'s own pure functions (None when it is not there)."""
     try:
         from .. import proxy
     except ImportError:

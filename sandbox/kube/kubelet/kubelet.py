@@ -3,7 +3,7 @@
 The pod-lifecycle controller (``controllers/``) owns the Pod objects; it calls :meth:`Kubelet.sync_pod`
 with the Pod and a :class:`~sandbox.kube.resolved.ResolvedPod` (ConfigMaps, Secrets, claims and Service
 names already looked up), writes the returned ``status`` back with the status subresource, and turns
-:meth:`Kubelet.drain_events` into Event objects. The proxies (``proxy.py``) reach pods on the IPs this
+:meth:`Kubelet.drain_events` into Event objects. The proxies (``proxy/``) reach pods on the IPs this
 kubelet reports. Nothing here reads the store.
 
 This module is the facade: it keeps one pod worker (``worker.py``) per pod, collects their events and

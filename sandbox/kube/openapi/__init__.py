@@ -18,7 +18,7 @@ Modules: ``models.py`` (the client's models), ``schemas.py`` (component schemas 
 (defaults and initial status), ``names.py`` and ``validation.py`` (validation). This package only
 gathers their names.
 
-Neighbours: ``apiserver.py`` runs these as its admission chain; Service IP and nodePort allocation, which
+Neighbours: ``apiserver/`` runs these as its admission chain; Service IP and nodePort allocation, which
 need the store, stay there.
 """
 

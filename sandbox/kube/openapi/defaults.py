@@ -2,7 +2,7 @@
 
 The defaults rollout logic and kubectl rely on: Deployment replicas, strategy, progressDeadlineSeconds,
 revisionHistoryLimit, pod template and container defaults, Service type and ports, Namespace phase and
-label, Secret type. ``apiserver.py`` runs them in its admission chain before ``validation.py``.
+label, Secret type. ``apiserver/`` runs them in its admission chain before ``validation.py``.
 """
 
 from __future__ import annotations

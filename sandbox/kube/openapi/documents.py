@@ -2,7 +2,7 @@
 
 Paths for every resource, each PATCH operation tagged with ``x-kubernetes-group-version-kind`` and
 declaring the ``fieldValidation`` query parameter, plus the component schemas of ``schemas.py``. Built
-once and cached (``service.py`` builds them off the loop at start); ``apiserver.py`` serves them.
+once and cached (``service.py`` builds them off the loop at start); ``apiserver/`` serves them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Known fields: which paths of an object its kind's schema (the client's models) does not declare.
 
-``apiserver.py`` rejects them (``fieldValidation=Strict``), warns of them, or drops them as decoding into
+``apiserver/`` rejects them (``fieldValidation=Strict``), warns of them, or drops them as decoding into
 the typed object does. Uses ``models.py``; custom resources are stored as they come.
 """
 

@@ -2,7 +2,7 @@
 
 Workloads (replicas, selector matching the template, immutable selector, strategy), pod specs
 (containers, ports, env names, volume mounts, restart policy), Services, Ingresses, Pod updates,
-ConfigMap/Secret keys and immutability, PersistentVolumeClaims. Uses ``names.py``; ``apiserver.py`` runs
+ConfigMap/Secret keys and immutability, PersistentVolumeClaims. Uses ``names.py``; ``apiserver/`` runs
 :func:`validate` after ``defaults.py`` (Service IP and nodePort allocation, which need the store, stay there).
 """
 

@@ -14,7 +14,7 @@ as kube-proxy's REJECT rule gives; established connections survive a resync, as 
 The Ingress listener presents, per SNI name, the certificate of the TLS Secret an Ingress names or else
 one issued by the sandbox CA (``cert_for(host)``, i.e. ``CertificateAuthority.issue([host])`` of
 ``ca.py``), answers 404 (``default backend - 404``) when no rule matches and 503 when the matched
-Service has no ready endpoint. Pods are reached on the IPs the kubelet (``kubelet.py``) reports.
+Service has no ready endpoint. Pods are reached on the IPs the kubelet (``kubelet/``) reports.
 
 Modules: ``endpoints.py`` (ready endpoints, the NodePort table), ``routing.py`` (the Ingress table and its
 host/path precedence), ``relay.py`` (the TCP relay), ``nodeport.py`` (:class:`NodePortProxy`),

@@ -18,7 +18,7 @@ What kube-apiserver's field manager (structured-merge-diff) does, for the kinds 
 - **Errors** (``errors.py``): :class:`PatchError` and :class:`ApplyConflict`.
 
 The store (``store/``) calls :func:`update_managed_fields` on every write; the API server
-(``apiserver.py``) calls the rest and turns :class:`ApplyConflict` and :class:`PatchError` into Status
+(``apiserver/``) calls the rest and turns :class:`ApplyConflict` and :class:`PatchError` into Status
 objects. Nothing here does I/O.
 """
 

@@ -3,7 +3,7 @@
 :class:`PatchError` is a patch or an applied configuration that cannot be used (400, or 422 when
 ``invalid``); :class:`ApplyConflict` lists the fields other managers own that an apply would change (409,
 with one ``FieldManagerConflict`` cause per field). Raised by ``schema.py``, ``serverside.py`` and
-``patches.py``; caught by ``apiserver.py``. Uses ``paths.py`` to print paths.
+``patches.py``; caught by ``apiserver/``. Uses ``paths.py`` to print paths.
 """
 
 from __future__ import annotations

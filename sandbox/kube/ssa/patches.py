@@ -2,7 +2,7 @@
 
 Strategic merge patch covers the directives kubectl sends (merge keys, ``$patch``, ``$setElementOrder``,
 ``$retainKeys``, ``$deleteFromPrimitiveList``), with the merge keys of ``schema.py``. Called by
-``apiserver.py``, which turns :class:`~.errors.PatchError` into a Status. Nothing here does I/O.
+``apiserver/``, which turns :class:`~.errors.PatchError` into a Status. Nothing here does I/O.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 :func:`apply` merges (associative lists by key, sets by value, maps key by key), raises
 :class:`~.errors.ApplyConflict` for fields another manager owns and this apply changes (unless forced,
 when ownership moves), removes fields this manager applied before and omits now unless another manager
-owns them, and writes the manager's ``operation: Apply`` entry. Called by ``apiserver.py``; uses
+owns them, and writes the manager's ``operation: Apply`` entry. Called by ``apiserver/``; uses
 ``schema.py``, ``fieldsets.py``, ``managed.py`` and ``paths.py``.
 """
 

@@ -22,7 +22,7 @@ Modules, one concern each:
 - ``errors.py``: :class:`ApiError` and its subclasses, each a ``Status`` on the wire;
 - ``kinds.py``: the GVRs the sandbox names, and the key types.
 
-Neighbours: ``apiserver.py`` (admission: defaulting, validation, server-side apply through ``ssa/``)
+Neighbours: ``apiserver/`` (admission: defaulting, validation, server-side apply through ``ssa/``)
 and the controllers (``controllers/``) both read and write through this interface; every method is
 thread-safe, and subscriptions deliver into asyncio queues of the loop that subscribed.
 """

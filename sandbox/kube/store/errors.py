@@ -1,7 +1,7 @@
 """The API's errors: each becomes a ``Status`` object on the wire, with Kubernetes' code and reason.
 
 Raised by the store (``core.py``, ``deletion.py``, ``selectors.py``, ``watch.py``) and by the API server
-(``apiserver.py``), which turns any :class:`ApiError` into its ``Status``. The constructors below
+(``apiserver/``), which turns any :class:`ApiError` into its ``Status``. The constructors below
 (:func:`not_found`, :func:`conflict`, ...) word the messages as kube-apiserver does, with the ``details``
 (name, group, kind) that clients such as kubectl read. Uses ``discovery.py`` for a resource's names.
 """

@@ -1,7 +1,7 @@
 """The resources the sandbox's own code names, and the shapes the store keys its objects by.
 
 Shared by the store's modules (``core.py``, ``deletion.py``, ``persistence.py``), the API server
-(``apiserver.py``) and the service (``service.py``). A GVR is ``(group, version, plural)`` as
+(``apiserver/``) and the service (``service.py``). A GVR is ``(group, version, plural)`` as
 ``discovery.py`` defines it.
 """
 

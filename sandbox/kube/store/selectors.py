@@ -1,7 +1,7 @@
 """Label and field selectors, parsed as kube-apiserver parses ``labelSelector`` and ``fieldSelector``.
 
 Each parser returns a :data:`Matcher`, a predicate over an object. Used by the store's ``list``
-(``core.py``) and by the API server (``apiserver.py``) to filter watch events; a selector that cannot be
+(``core.py``) and by the API server (``apiserver/``) to filter watch events; a selector that cannot be
 parsed is a :class:`~.errors.BadRequest`.
 """
 

@@ -2,7 +2,7 @@
 a bounded history so that a watch from a recent resourceVersion catches up (an older one gets 410 Gone).
 
 The store (``base.py``) keeps the history and the subscribers and calls :func:`replay` when one
-subscribes; the API server's watch handler (``apiserver.py``) and the controller manager
+subscribes; the API server's watch handler (``apiserver/``) and the controller manager
 (``controllers/manager.py``) read the queues.
 """
 
