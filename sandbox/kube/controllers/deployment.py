@@ -29,14 +29,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ...errors import SandboxError
+from ..store.kinds import DEPLOYMENTS, PODS, REPLICASETS
 from . import deployment_rs as drs
 from . import rollout as ru
 from .events import EventRecorder
 from .objects import (
-    DEPLOYMENTS,
     MANAGER,
-    PODS,
-    REPLICASETS,
     Obj,
     controller_of,
     deepcopy,

@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from .objects import EVENTS, MANAGER, Obj, fmt_time, meta, parse_time, seconds, utcnow
+from ..store.kinds import EVENTS
+from .objects import MANAGER, Obj, fmt_time, meta, parse_time, seconds, utcnow
 
 if TYPE_CHECKING:
     from ..store import Store

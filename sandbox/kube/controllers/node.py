@@ -17,7 +17,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from .objects import MANAGER, NODES, Obj, deepcopy, fmt_time, name_of, parse_time, utcnow
+from ..store.kinds import NODES
+from .objects import MANAGER, Obj, deepcopy, fmt_time, name_of, parse_time, utcnow
 
 if TYPE_CHECKING:
     from ..store import Store

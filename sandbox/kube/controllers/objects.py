@@ -7,7 +7,7 @@ an absent one, as ``apiequality.Semantic.DeepEqual`` does, so a template that we
 ``omitempty`` still matches the one it came from.
 
 Neighbours: ``rollout.py``, ``replicaset.py``, ``pods.py`` and ``services.py`` build on these; nothing here
-touches the store.
+touches the store (the resource names come from ``store/kinds.py``).
 """
 
 from __future__ import annotations
@@ -20,21 +20,7 @@ from fractions import Fraction
 from typing import Any
 
 Obj = dict[str, Any]
-GVR = tuple[str, str, str]
 
-PODS: GVR = ("", "v1", "pods")
-NODES: GVR = ("", "v1", "nodes")
-EVENTS: GVR = ("", "v1", "events")
-SERVICES: GVR = ("", "v1", "services")
-ENDPOINTS: GVR = ("", "v1", "endpoints")
-CONFIGMAPS: GVR = ("", "v1", "configmaps")
-SECRETS: GVR = ("", "v1", "secrets")
-PVCS: GVR = ("", "v1", "persistentvolumeclaims")
-PVS: GVR = ("", "v1", "persistentvolumes")
-DEPLOYMENTS: GVR = ("apps", "v1", "deployments")
-REPLICASETS: GVR = ("apps", "v1", "replicasets")
-INGRESSES: GVR = ("networking.k8s.io", "v1", "ingresses")
-STORAGECLASSES: GVR = ("storage.k8s.io", "v1", "storageclasses")
 
 MANAGER = "sandbox-controller"
 

@@ -33,15 +33,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from ..store.kinds import CONFIGMAPS, NODES, PODS, PVCS, SECRETS, SERVICES
 from .events import EventRecorder
 from .objects import (
-    CONFIGMAPS,
     MANAGER,
-    NODES,
-    PODS,
-    PVCS,
-    SECRETS,
-    SERVICES,
     Obj,
     controller_of,
     deepcopy,

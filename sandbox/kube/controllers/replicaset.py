@@ -19,11 +19,10 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ..store.kinds import PODS, REPLICASETS
 from .events import EventRecorder
 from .objects import (
     MANAGER,
-    PODS,
-    REPLICASETS,
     Obj,
     controller_of,
     controller_ref,

@@ -20,13 +20,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..store.kinds import ENDPOINTS, INGRESSES, PODS, SECRETS, SERVICES
 from .objects import (
-    ENDPOINTS,
-    INGRESSES,
     MANAGER,
-    PODS,
-    SECRETS,
-    SERVICES,
     Obj,
     deepcopy,
     deleting,

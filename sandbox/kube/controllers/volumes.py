@@ -23,21 +23,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from ..store.kinds import PVCS, PVS, STORAGECLASSES
 from .events import EventRecorder
-from .objects import (
-    MANAGER,
-    PVCS,
-    PVS,
-    STORAGECLASSES,
-    Obj,
-    deepcopy,
-    deleting,
-    meta,
-    name_of,
-    ns_of,
-    uid_of,
-    utcnow,
-)
+from .objects import MANAGER, Obj, deepcopy, deleting, meta, name_of, ns_of, uid_of, utcnow
 
 if TYPE_CHECKING:
     from ..kubelet import Kubelet
