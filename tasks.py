@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +25,7 @@ from sandbox.tasks import sandbox as sandbox_tasks
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from pipeline.base import Progress
     from pipeline.config import Settings
     from pipeline.driftreport import DriftReport
     from pipeline.notify import Message
@@ -81,7 +82,7 @@ def _console() -> Console:
 
 
 @contextmanager
-def _progress(title: str) -> Iterator[Callable[[str], None]]:
+def _progress(title: str) -> Iterator[Progress]:
     """A spinner with the latest line at a terminal; plain lines in CI logs."""
     console = _console()
     if not console.is_terminal:

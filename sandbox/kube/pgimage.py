@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import SandboxError
+
 if TYPE_CHECKING:
     import docker
 
@@ -34,7 +36,7 @@ LOG = logging.getLogger(__name__)
 RECIPE_LABEL = "sandbox.kube/recipe"
 
 
-class ImageBuildError(RuntimeError):
+class ImageBuildError(SandboxError, RuntimeError):
     """An image could not be assembled from the host's files or built by the engine."""
 
 
