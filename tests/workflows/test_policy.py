@@ -266,7 +266,8 @@ def test_the_webhook_url_reaches_the_pipeline_steps_as_a_secret() -> None:
     for name in ("drift.yml", "release.yml"):
         for job_name, job in load(name)["jobs"].items():
             for step in job["steps"]:
-                if "invoke " in str(step.get("run", "")):
+                # The commands that notify; the dashboard job's `invoke report` has no secret by design.
+                if re.search(r"invoke (release|promote|rollback|drift)\b", str(step.get("run", ""))):
                     env = step.get("env") or {}
                     assert env.get("PIPELINE_WEBHOOK_URL") == "${{ secrets.PIPELINE_WEBHOOK_URL }}", (
                         f"{name}: {job_name}: {step.get('name')}"
