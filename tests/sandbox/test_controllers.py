@@ -15,16 +15,10 @@ import pytest
 
 from sandbox.kube.controllers.deployment import DeploymentController
 from sandbox.kube.controllers.events import EventRecorder
-from sandbox.kube.controllers.objects import (
-    DEPLOYMENTS,
-    EVENTS,
-    PODS,
-    REPLICASETS,
-    fmt_time,
-    get_condition,
-)
+from sandbox.kube.controllers.objects import fmt_time, get_condition
 from sandbox.kube.controllers.replicaset import ReplicaSetController
 from sandbox.kube.store import Store
+from sandbox.kube.store.kinds import DEPLOYMENTS, EVENTS, PODS, REPLICASETS
 
 
 class Clock:

@@ -20,7 +20,10 @@ import pytest
 import requests
 
 from sandbox.kube.controllers import ControllerManager, Routes
-from sandbox.kube.controllers.objects import (
+from sandbox.kube.controllers.objects import get_condition
+from sandbox.kube.kubelet import LABEL_CLUSTER, LABEL_HOME, Kubelet, home_hash
+from sandbox.kube.store import Store
+from sandbox.kube.store.kinds import (
     CONFIGMAPS,
     DEPLOYMENTS,
     ENDPOINTS,
@@ -32,10 +35,7 @@ from sandbox.kube.controllers.objects import (
     PVS,
     SERVICES,
     STORAGECLASSES,
-    get_condition,
 )
-from sandbox.kube.kubelet import LABEL_CLUSTER, LABEL_HOME, Kubelet, home_hash
-from sandbox.kube.store import Store
 from tests.sandbox.test_controllers import kubectl_rollout_status
 
 pytestmark = pytest.mark.e2e
