@@ -11,35 +11,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.release.conftest import ROOT, Clusters, Images, _remove_test_images, build_images
+from tests.release.conftest import ROOT, Clusters, Images, build_images, running_sandbox
 
 __all__ = ["ROOT", "Clusters", "Images"]
 
 
 @pytest.fixture(scope="module")
 def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
-    from sandbox import control
-    from sandbox.home import Home, free_port
-
-    home = Home(tmp_path_factory.mktemp("sandbox-drift"))
-    home.ensure_settings(
-        {
-            "SANDBOX_REGISTRY_PORT": str(free_port()),
-            "SANDBOX_CLUSTERS": "staging,prod",
-            "SANDBOX_NODE_IPS": "127.0.0.52,127.0.0.53",
-            "SANDBOX_API_PORT": str(free_port()),
-            "SANDBOX_GKE_PORT": str(free_port()),
-            "SANDBOX_INGRESS_PORT": str(free_port()),
-        }
-    )
-    ready = control.up(home, ROOT)
-    settings = home.load_settings()
-    assert settings is not None
-    try:
-        yield Clusters(dict(ready.get("env", {})), ready, home.path, settings.token_lifetime_seconds)
-    finally:
-        control.purge(home)
-        _remove_test_images(ready.get("env", {}).get("PIPELINE_REGISTRY", ""))
+    with running_sandbox(tmp_path_factory.mktemp("sandbox-drift"), "127.0.0.52,127.0.0.53") as made:
+        yield made
 
 
 @pytest.fixture(scope="module")

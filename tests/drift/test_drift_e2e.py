@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import pytest
 
 from pipeline import config, gke, history, kube
 from pipeline.release import drift
+from tests.release.conftest import seeded_clone
 
 from .conftest import ROOT, Clusters, Images, kubectl_env  # type: ignore[import-not-found]
 
@@ -38,10 +38,6 @@ NAMESPACE = "campus"
 BACKEND = "backend-core-deployment"
 CONFIG = "backend-core-config"
 PROCESS_ENV = ("GOOGLE_APPLICATION_CREDENTIALS", "CAMPUS_POSTGRES_PASSWORD", "CAMPUS_ADMIN_PASS")
-
-
-def git(*args: str, cwd: Path | None = None) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
 
 
 @dataclass
@@ -127,19 +123,12 @@ class Project:
 def project(
     clusters: Clusters, images: Images, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Project]:
-    tmp = tmp_path_factory.mktemp("drift-e2e")
-    clone, remote = tmp / "clone", tmp / "remote.git"
-    git("clone", "-q", str(ROOT), str(clone))
-    git("init", "-q", "--bare", "-b", "main", str(remote))
-    git("push", "-q", str(remote), "HEAD:refs/heads/main", cwd=clone)
-    environ = {
-        **clusters.env,
-        "PIPELINE_GITOPS_REMOTE": str(remote),
-        "PIPELINE_IMAGE_REPOSITORY": f"drift-e2e/backend-{uuid.uuid4().hex[:8]}",
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", "/root"),
-        "PYTHONPATH": str(ROOT),
-    }
+    clone, remote, environ = seeded_clone(
+        tmp_path_factory.mktemp("drift-e2e"),
+        clusters,
+        PIPELINE_IMAGE_REPOSITORY=f"drift-e2e/backend-{uuid.uuid4().hex[:8]}",
+        PYTHONPATH=str(ROOT),
+    )
     settings = config.load(clone, environ)
     with pytest.MonkeyPatch.context() as patch, receiving() as receiver:
         for name in PROCESS_ENV:

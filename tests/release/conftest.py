@@ -12,6 +12,7 @@ import base64
 import contextlib
 import json
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -137,24 +138,22 @@ class Clusters:
         return self.env["PIPELINE_GKE_ENDPOINT"]
 
 
-@pytest.fixture(scope="session")
-def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
-    """A sandbox of its own (temp home, free ports, node IPs beside the user's) with staging and prod."""
+@contextlib.contextmanager
+def running_sandbox(home_dir: Path, node_ips: str, **extra: str) -> Iterator[Clusters]:
+    """A sandbox of its own (``home_dir``, free ports, ``node_ips``) with staging and prod; purged after."""
     from sandbox import control
     from sandbox.home import Home, free_port
 
-    home = Home(tmp_path_factory.mktemp("sandbox-release"))
+    home = Home(home_dir)
     home.ensure_settings(
         {
             "SANDBOX_REGISTRY_PORT": str(free_port()),
             "SANDBOX_CLUSTERS": "staging,prod",
-            # Not the user's 127.0.0.2/3, so a developer's sandbox can run beside the tests.
-            "SANDBOX_NODE_IPS": "127.0.0.42,127.0.0.43",
+            "SANDBOX_NODE_IPS": node_ips,
             "SANDBOX_API_PORT": str(free_port()),
             "SANDBOX_GKE_PORT": str(free_port()),
             "SANDBOX_INGRESS_PORT": str(free_port()),
-            # Short, so that refreshing during a rollout is exercised for real.
-            "SANDBOX_TOKEN_LIFETIME": os.environ.get("RELEASE_TEST_TOKEN_LIFETIME", "6"),
+            **extra,
         }
     )
     ready = control.up(home, ROOT)
@@ -166,6 +165,39 @@ def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
         # The database claims are Retain volumes meant to outlive `down`; a test sandbox leaves none.
         control.purge(home)
         _remove_test_images(ready.get("env", {}).get("PIPELINE_REGISTRY", ""))
+
+
+@pytest.fixture(scope="session")
+def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
+    """The release tests' sandbox: node IPs beside the user's 127.0.0.2/3, so both can run at once."""
+    with running_sandbox(
+        tmp_path_factory.mktemp("sandbox-release"),
+        "127.0.0.42,127.0.0.43",
+        # Short, so that refreshing during a rollout is exercised for real.
+        SANDBOX_TOKEN_LIFETIME=os.environ.get("RELEASE_TEST_TOKEN_LIFETIME", "6"),
+    ) as made:
+        yield made
+
+
+def git(*args: str, cwd: Path | None = None) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
+
+
+def seeded_clone(tmp: Path, clusters: Clusters, **extra: str) -> tuple[Path, Path, dict[str, str]]:
+    """A clone of this checkout's HEAD with its own bare remote, and the environment that points at both
+    and at the sandbox (what `eval "$(invoke sandbox.env)"` gives a user, plus ``extra``)."""
+    clone, remote = tmp / "clone", tmp / "remote.git"
+    git("clone", "-q", str(ROOT), str(clone))
+    git("init", "-q", "--bare", "-b", "main", str(remote))
+    git("push", "-q", str(remote), "HEAD:refs/heads/main", cwd=clone)
+    environ = {
+        **clusters.env,
+        "PIPELINE_GITOPS_REMOTE": str(remote),
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/root"),
+        **extra,
+    }
+    return clone, remote, environ
 
 
 def _remove_test_images(registry: str) -> None:

@@ -12,7 +12,6 @@ message reads as text, and the page asked nothing of any network address. The sc
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -25,14 +24,13 @@ import pytest
 from pipeline import config
 from pipeline.release import promote, release, rollback
 
-from .conftest import ROOT, Clusters, Images  # type: ignore[import-not-found]
+from .conftest import ROOT, Clusters, Images, git, seeded_clone  # type: ignore[import-not-found]
 from .test_release_e2e import (  # type: ignore[import-not-found]
     AUTHOR,
     PROCESS_ENV,
     Project,
     _delete_namespace,
     explain,
-    git,
 )
 
 pytestmark = pytest.mark.e2e
@@ -76,16 +74,7 @@ def _auth(project: Project) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def story(clusters: Clusters, images: Images, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     tmp = tmp_path_factory.mktemp("dashboard-e2e")
-    clone, remote = tmp / "clone", tmp / "remote.git"
-    git("clone", "-q", str(ROOT), str(clone))
-    git("init", "-q", "--bare", "-b", "main", str(remote))
-    git("push", "-q", str(remote), "HEAD:refs/heads/main", cwd=clone)
-    environ = {
-        **clusters.env,
-        "PIPELINE_GITOPS_REMOTE": str(remote),
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", "/root"),
-    }
+    clone, remote, environ = seeded_clone(tmp, clusters)
     settings = config.load(clone, environ)
     with pytest.MonkeyPatch.context() as patch:
         for name in PROCESS_ENV:

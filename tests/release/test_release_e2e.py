@@ -36,7 +36,7 @@ from pipeline.build import Image
 from pipeline.errors import ApprovalRequired, ImageNotFound, ReleaseRefused
 from pipeline.release import ReleaseReport, plan, promote, release, rollback
 
-from .conftest import ROOT, Clusters  # type: ignore[import-not-found]
+from .conftest import ROOT, Clusters, git, seeded_clone  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.e2e
 
@@ -49,10 +49,6 @@ OVERLAY = "overlays/{env}/kustomization.yaml"
 PROCESS_ENV = ("GOOGLE_APPLICATION_CREDENTIALS", "CAMPUS_POSTGRES_PASSWORD", "CAMPUS_ADMIN_PASS")
 AUTHOR = ("-c", "user.name=e2e", "-c", "user.email=e2e@example.invalid")
 APPROVED_BY = "--format=%(trailers:key=Approved-by,valueonly)"
-
-
-def git(*args: str, cwd: Path | None = None) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
 
 
 @dataclass
@@ -142,18 +138,11 @@ def _delete_namespace(project: Project, env: str, *, wait: bool) -> None:
 @pytest.fixture(scope="module")
 def project(clusters: Clusters, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
     """A clone of this checkout's HEAD with its own bare remote and image repository, on the sandbox."""
-    tmp = tmp_path_factory.mktemp("release-e2e")
-    clone, remote = tmp / "clone", tmp / "remote.git"
-    git("clone", "-q", str(ROOT), str(clone))
-    git("init", "-q", "--bare", "-b", "main", str(remote))
-    git("push", "-q", str(remote), "HEAD:refs/heads/main", cwd=clone)
-    environ = {
-        **clusters.env,
-        "PIPELINE_GITOPS_REMOTE": str(remote),
-        "PIPELINE_IMAGE_REPOSITORY": f"release-e2e/backend-{uuid.uuid4().hex[:8]}",
-        "PATH": os.environ["PATH"],
-        "HOME": os.environ.get("HOME", "/root"),
-    }
+    clone, remote, environ = seeded_clone(
+        tmp_path_factory.mktemp("release-e2e"),
+        clusters,
+        PIPELINE_IMAGE_REPOSITORY=f"release-e2e/backend-{uuid.uuid4().hex[:8]}",
+    )
     settings = config.load(clone, environ)
     with pytest.MonkeyPatch.context() as patch:
         # release.py builds the app's Secret from os.environ and authenticates with google.auth.default().
