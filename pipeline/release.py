@@ -76,7 +76,7 @@ def bump(
     digest: str | None = None,
     approved_by: str | None = None,
 ) -> pin.BumpResult:
-    """Pin ``tag`` (and ``digest``) in the environment's overlay on the GitOps remote."""
+    """Pin ``tag`` with its registry digest (``digest``, when given, must be it) on the GitOps remote."""
     env = settings.environment(env_name)
     approver = require_approval(env, approved_by)
     images.check_tag(tag)
@@ -84,7 +84,10 @@ def bump(
         images.check_digest(digest)
     if not settings.gitops.remote:
         raise ConfigError("no GitOps remote configured", "Set PIPELINE_GITOPS_REMOTE or [gitops] remote")
-    new = overlays.Pin(settings.image.kustomize_name, settings.image_repository, tag, digest)
+    # Pinned with the registry's digest: a tag the registry lacks would deploy nothing, and a pin without
+    # its digest would drop the one the overlay had. A --digest that is not the tag's is refused.
+    image = preflight.resolve(settings, Image(settings.image_repository, tag, digest))
+    new = overlays.Pin(settings.image.kustomize_name, image.repository, image.tag, image.digest)
     return pin.publish(settings, env, new, pin.source_commit(settings, tag), approver)
 
 
