@@ -340,6 +340,8 @@ def promote(
     env = settings.environment(env_name)
     source = settings.environment(from_env)
     approver = require_approval(env, approved_by)
+    if expect_digest is not None:
+        images.check_digest(expect_digest)
     records = history.read(settings, source.name)
     current = preflight.current_pin(settings, source)
     if current is None or current.digest is None:
@@ -376,7 +378,7 @@ def rollback(
     else:
         target = history.matching(records, to)
     if target is None or target.digest is None:
-        what = f"a successful release matching {to!r}" if to else "an earlier successful release"
+        what = f"successful release matching {to!r}" if to else "earlier successful release"
         raise ReleaseRefused(f"{env.name} has no {what}", "See `invoke history --env " + env.name + "`")
     repository, _, tag = target.image.rpartition(":")
     image = Image(repository, tag, target.digest)
