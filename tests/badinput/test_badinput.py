@@ -49,7 +49,7 @@ FAKE_SECRETS = {
     "CAMPUS_POSTGRES_PASSWORD": "pg-fake-password-5678",
     "CAMPUS_ADMIN_PASS": "admin-fake-password-9012",
 }
-SECRET_NAME = re.compile(r"TOKEN|PASS|SECRET", re.IGNORECASE)
+SECRET_NAME = re.compile(r"TOKEN|PASS|SECRET|WEBHOOK_URL", re.IGNORECASE)
 
 
 @dataclass
@@ -125,7 +125,7 @@ def _run(case: dict[str, Any], where: Path, base_env: dict[str, str], values: di
     values = {**values, "case": str(where)}
     env = {
         **base_env,
-        "PIPELINE_ROOT": str(where / "clone"),
+        "PIPELINE_ROOT": str(where / "clone"),  # a case's own env may override it
         "PIPELINE_GITOPS_REMOTE": str(where / "remote.git"),
     }
     for name, value in case.get("setup", {}).get("env", {}).items():
