@@ -75,9 +75,14 @@ def read(settings: Settings, env: str, limit: int = 50) -> list[Record]:
             entry = Record.from_json(line, noted.commit)
             if entry is not None and entry.env == env:
                 records.append(entry)
+    return merged(records)
+
+
+def merged(records: list[Record]) -> list[Record]:
+    """One record per operation, newest first: an outcome replaces the ``started`` record of its id."""
     ended = {r.id for r in records if r.id and r.result != "started"}
-    records = [r for r in records if r.result != "started" or r.id not in ended]
-    return sorted(records, key=lambda r: r.at, reverse=True)
+    kept = [r for r in records if r.result != "started" or r.id not in ended]
+    return sorted(kept, key=lambda r: r.at, reverse=True)
 
 
 def start(settings: Settings, entry: Record) -> None:
