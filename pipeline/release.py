@@ -227,7 +227,8 @@ def release(
             detail.append(built.skipped or "built and pushed")
         image = built.image
     else:
-        image = parse_image(settings, image_ref)
+        # An image the registry does not have is refused before the Lease: nothing in the cluster changes.
+        image = preflight.resolve(settings, parse_image(settings, image_ref))
     with exclusive(settings, env, "release", wait, progress) as guard:
         return deploy(
             settings, env_name, image, approved_by=approved_by, force=force, timeline=tl, guard=guard
