@@ -87,7 +87,8 @@ def _progress(title: str) -> Iterator[Progress]:
     """A spinner with the latest line at a terminal; plain lines in CI logs."""
     console = _console()
     if not console.is_terminal:
-        yield lambda line: console.print(f"  {line}", markup=False, style="dim")
+        # One line per event, however long: CI logs are searched line by line.
+        yield lambda line: console.print(f"  {line}", markup=False, style="dim", soft_wrap=True)
         return
     with console.status(title) as status:
         yield lambda line: status.update(f"{title}: {line[:100]}")

@@ -112,6 +112,8 @@ class Background:
         with self.changed:
             while not any(text in line for line in self.err):
                 if self.proc.poll() is not None or time.monotonic() > deadline:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(self.proc.pid, signal.SIGKILL)
                     pytest.fail(f"no {text!r} in the output (rc {self.proc.poll()}):\n{self.stderr}")
                 self.changed.wait(0.1)
 
@@ -123,6 +125,9 @@ class Background:
         self.ended_at = time.monotonic()
         for reader in self.readers:
             reader.join(10)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
         return subprocess.CompletedProcess(self.proc.args, rc, self.stdout, self.stderr)
 
     @property

@@ -175,8 +175,8 @@ def test_a_remote_refusing_the_revert_still_shows_the_diagnosis_and_restores_the
     finally:
         hook.unlink()
     assert result.returncode == 1, result.stderr
-    assert "CrashLoopBackOff" in result.stderr and "exit code 3" in result.stderr
     (line,) = error_lines(result.stderr)
+    assert "CrashLoopBackOff" in line and "exit code 3" in line, line  # the diagnosis, not hidden
     assert "reverting git failed" in line and "pushes are closed for maintenance" in line, line
     assert "the cluster runs good-c again, verified" in line, line
     assert "Left to do: git still pins" in line and "invoke rollback --env staging" in line, line
@@ -191,3 +191,38 @@ def test_a_remote_refusing_the_revert_still_shows_the_diagnosis_and_restores_the
     done = project.invoke("rollback", "--env", "staging")
     assert done.returncode == 0, done.stderr
     converged(project, images.c)
+
+
+def test_a_release_killed_mid_smoke_is_verified_by_the_next_run(project: Project, images: Variants) -> None:
+    victim = project.start("release", "--env", "staging", "--image", images.b)
+    victim.wait_for("[smoke]", 180)
+    victim.signal_group(signal.SIGKILL)
+    victim.finish(30)
+    assert project.pinned().startswith(images.b)
+
+    again = project.invoke("release", "--env", "staging", "--image", images.b)
+    assert again.returncode == 0, again.stderr
+    assert "no release of it succeeded here: verifying it" in again.stderr  # not "nothing to do"
+    converged(project, images.b)
+    records = history.read(project.settings, "staging")
+    assert [(r.image, r.result) for r in records[:2]] == [(images.b, "succeeded"), (images.b, "interrupted")]
+
+
+def test_a_rollback_killed_half_way_is_finished_by_the_next_rollback(
+    project: Project, images: Variants
+) -> None:
+    victim = project.start("release", "--env", "staging", "--image", images.crash, "--force")
+    victim.wait_for("[rollout (previous)]", 240)  # the revert is pushed, the good image rolling out again
+    victim.signal_group(signal.SIGKILL)
+    victim.finish(30)
+
+    again = project.invoke("rollback", "--env", "staging")
+    assert again.returncode == 0, again.stderr
+    pinned = project.pinned()
+    assert not pinned.startswith(images.crash)
+    image, pods = project.running()
+    assert image == pinned and pods == {pinned}
+    assert greeting(project.node_ip) == (200, GREETING)
+    records = history.read(project.settings, "staging")
+    assert records[0].result == "succeeded" and records[0].kind == "rollback"
+    assert (records[1].image, records[1].result) == (images.crash, "interrupted")
