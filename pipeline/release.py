@@ -85,7 +85,7 @@ def bump(
     digest: str | None = None,
     approved_by: str | None = None,
 ) -> pin.BumpResult:
-    """Pin ``tag`` (and ``digest``) in the environment's overlay on the GitOps remote."""
+    """Pin ``tag`` with its registry digest (``digest``, when given, must be it) on the GitOps remote."""
     env = settings.environment(env_name)
     approver = require_approval(env, approved_by)
     images.check_tag(tag)
@@ -93,7 +93,10 @@ def bump(
         images.check_digest(digest)
     if not settings.gitops.remote:
         raise ConfigError("no GitOps remote configured", "Set PIPELINE_GITOPS_REMOTE or [gitops] remote")
-    new = overlays.Pin(settings.image.kustomize_name, settings.image_repository, tag, digest)
+    # Pinned with the registry's digest: a tag the registry lacks would deploy nothing, and a pin without
+    # its digest would drop the one the overlay had. A --digest that is not the tag's is refused.
+    image = preflight.resolve(settings, Image(settings.image_repository, tag, digest))
+    new = overlays.Pin(settings.image.kustomize_name, image.repository, image.tag, image.digest)
     return pin.publish(settings, env, new, pin.source_commit(settings, tag), approver)
 
 
@@ -249,6 +252,8 @@ def promote(
     env = settings.environment(env_name)
     source = settings.environment(from_env)
     approver = require_approval(env, approved_by)
+    if expect_digest is not None:
+        images.check_digest(expect_digest)
     with exclusive(settings, env, "promote", wait, progress) as guard:
         return _promote(settings, env, source, approver, expect_digest, progress, guard)
 
@@ -294,8 +299,24 @@ def rollback(
     """`invoke rollback`: back to the previous good release (or ``to``: a tag, digest or commit)."""
     env = settings.environment(env_name)
     approver = require_approval(env, approved_by)
+    # Knowable up front, so refused before the Lease and the cluster are touched; chosen again under the
+    # Lease, where history can no longer change under us.
+    _rollback_target(settings, env, to)
     with exclusive(settings, env, "rollback", wait, progress) as guard:
         return _rollback(settings, env, to, approver, progress, guard)
+
+
+def _rollback_target(settings: Settings, env: Environment, to: str | None) -> history.Record:
+    records = history.read(settings, env.name)
+    if to is None:
+        current = preflight.current_pin(settings, env)
+        target = history.last_good(records, excluding=current.digest if current else None)
+    else:
+        target = history.matching(records, to)
+    if target is None or target.digest is None:
+        what = f"successful release matching {to!r}" if to else "earlier successful release"
+        raise ReleaseRefused(f"{env.name} has no {what}", "See `invoke history --env " + env.name + "`")
+    return target
 
 
 def _rollback(
@@ -306,15 +327,7 @@ def _rollback(
     progress: Progress,
     guard: verify.Guard,
 ) -> ReleaseReport:
-    records = history.read(settings, env.name)
-    if to is None:
-        current = preflight.current_pin(settings, env)
-        target = history.last_good(records, excluding=current.digest if current else None)
-    else:
-        target = history.matching(records, to)
-    if target is None or target.digest is None:
-        what = f"a successful release matching {to!r}" if to else "an earlier successful release"
-        raise ReleaseRefused(f"{env.name} has no {what}", "See `invoke history --env " + env.name + "`")
+    target = _rollback_target(settings, env, to)
     repository, _, tag = target.image.rpartition(":")
     image = Image(repository, tag, target.digest)
     # A known-good digest: even one that failed later (say, with a bad config) may be restored.
