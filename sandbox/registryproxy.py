@@ -17,6 +17,7 @@ import logging
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from . import faults
 
@@ -80,7 +81,8 @@ class RegistryProxy:
 
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         assert self._session is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        # A multidict: the engine sends one Accept header per manifest type it takes.
+        headers = CIMultiDict((k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP)
         data = request.content if request.body_exists else None
         try:
             upstream = await self._session.request(
