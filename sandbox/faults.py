@@ -261,6 +261,18 @@ REASONS = {
 }
 
 
+GOOGLE_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
 def kube_error(status: int) -> web.Response:
     """A Kubernetes ``Status`` as an API server (or the load balancer before it) answers."""
     body = {
@@ -281,7 +293,7 @@ def google_error(status: int) -> web.Response:
         "error": {
             "code": status,
             "message": f"sandbox fault: the service answers {status}",
-            "status": "UNAVAILABLE" if status == 503 else REASONS.get(status, "INTERNAL").upper(),
+            "status": GOOGLE_STATUS.get(status, "INTERNAL"),
         }
     }
     return web.Response(text=json.dumps(body), status=status, content_type="application/json")
