@@ -31,7 +31,7 @@ def consistent(project: Project, env: str = "staging") -> str:
 
 
 def released(project: Project, rows: list[dict[str, Any]], fault: str, injected: str, **during: Any) -> None:
-    """Release a new image with a fault thrown at ``during['when']`` ('before' or 'bumped'); expect success."""
+    """Release a new image, the fault thrown first or (``when='bumped'``) as the bump lands: success."""
     image = next(project.variants)
     before = project.main()
     started = time.monotonic()
