@@ -30,6 +30,7 @@ import threading
 from typing import TYPE_CHECKING, cast
 
 from .access import ADC_HINT, Access, ClusterAccess, KubeContext, StaticToken, TokenSource
+from .base import first_line
 from .config import Environment, Settings
 from .errors import ClusterNotFound, GkeError, GkeUnreachable, GoogleAuthError
 from .retries import retrying
@@ -123,13 +124,15 @@ class GoogleToken:
                 raise GkeUnreachable(
                     f"{doing}: the token endpoint did not answer", "Check the network and try again"
                 ) from e
-            except auth_exceptions.GoogleAuthError as e:
+            except auth_exceptions.GoogleAuthError as e:  # refused, revoked, malformed, an OAuth error
                 if _token_endpoint_trouble(e):
                     raise GkeUnreachable(
                         f"{doing}: Google's token endpoint kept failing ({_oauth_detail(e)})",
                         "Try again in a minute",
                     ) from e
-                raise GoogleAuthError(f"{doing}: the credentials were refused", ADC_HINT) from e
+                raise GoogleAuthError(
+                    f"{doing}: the credentials from {_adc_file()} were refused ({_reason(e)})", ADC_HINT
+                ) from e
 
         retrying(doing)(refresh)
         self._forced = False
@@ -243,6 +246,20 @@ def _oauth_detail(e: Exception) -> str:
     return str(error or type(e).__name__)
 
 
+def _adc_file() -> str:
+    """Where Application Default Credentials come from, for messages (google-auth's own search order)."""
+    explicit = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if explicit:
+        return f"{explicit} (GOOGLE_APPLICATION_CREDENTIALS)"
+    return "~/.config/gcloud/application_default_credentials.json"
+
+
+def _reason(e: BaseException) -> str:
+    """google-auth's own first line (an OAuth error code, a missing field): never a token."""
+    text = str(e.args[0]) if e.args else type(e).__name__
+    return first_line(text, 160).rstrip(".")
+
+
 def _default_credentials(describe: str) -> Credentials:
     import google.auth
     from google.auth import exceptions as auth_exceptions
@@ -250,8 +267,16 @@ def _default_credentials(describe: str) -> Credentials:
     try:
         credentials, _project = google.auth.default(scopes=list(SCOPES))
     except auth_exceptions.DefaultCredentialsError as e:
+        if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
+            raise GoogleAuthError(
+                f"authenticating to {describe}: the credentials file {_adc_file()} cannot be used "
+                f"({_reason(e)})",
+                "Point GOOGLE_APPLICATION_CREDENTIALS at a valid credentials file, or unset it",
+            ) from e
         raise GoogleAuthError(
-            f"authenticating to {describe}: no Application Default Credentials found", ADC_HINT
+            f"authenticating to {describe}: no Application Default Credentials found "
+            f"(GOOGLE_APPLICATION_CREDENTIALS is unset, and no {_adc_file()})",
+            ADC_HINT,
         ) from e
     return credentials
 
@@ -295,10 +320,8 @@ def _get_cluster(credentials: Credentials, name: str, describe: str, api_endpoin
     try:
         return client.get_cluster(name=name, retry=retry, timeout=LOOKUP_TIMEOUT_SECONDS)
     except (
-        api_exceptions.GoogleAPICallError,
-        api_exceptions.RetryError,
-        # RefreshError, TransportError, and OAuthError (the STS exchange of Workload Identity Federation)
-        auth_exceptions.GoogleAuthError,
+        api_exceptions.GoogleAPIError,
+        auth_exceptions.GoogleAuthError,  # refused or malformed credentials, OAuth errors, timeouts
         OSError,  # requests' ConnectionError and friends: nothing listens there
     ) as e:
         raise _lookup_error(e, describe, where) from e
@@ -317,15 +340,22 @@ def _lookup_error(e: Exception, describe: str, where: str) -> GkeError:
             "Check gke_project, gke_location (zone or region) and gke_cluster in pipeline.toml, "
             "and that the credentials' project can see it",
         )
-    if isinstance(e, auth_exceptions.GoogleAuthError) and not isinstance(e, auth_exceptions.TransportError):
-        if _token_endpoint_trouble(e):
-            return GkeUnreachable(
-                f"looking up {describe}: Google's token endpoint kept failing ({_oauth_detail(e)})",
-                "Try again in a minute",
-            )
-        return GoogleAuthError(f"looking up {describe}: the credentials were refused", ADC_HINT)
-    if isinstance(e, api_exceptions.Unauthenticated):
-        return GoogleAuthError(f"looking up {describe}: the credentials were refused", ADC_HINT)
+    refused_or_troubled = auth_exceptions.GoogleAuthError
+    if (
+        isinstance(e, refused_or_troubled)
+        and not isinstance(e, auth_exceptions.TransportError)
+        and _token_endpoint_trouble(e)
+    ):
+        return GkeUnreachable(
+            f"looking up {describe}: Google's token endpoint kept failing ({_oauth_detail(e)})",
+            "Try again in a minute",
+        )
+    if isinstance(
+        e, api_exceptions.Unauthenticated | auth_exceptions.RefreshError | auth_exceptions.OAuthError
+    ):
+        return GoogleAuthError(
+            f"looking up {describe}: the credentials from {_adc_file()} were refused ({_reason(e)})", ADC_HINT
+        )
     if isinstance(e, api_exceptions.PermissionDenied):
         return GoogleAuthError(
             f"looking up {describe}: permission denied (container.clusters.get)",
@@ -334,7 +364,7 @@ def _lookup_error(e: Exception, describe: str, where: str) -> GkeError:
         )
     if isinstance(e, auth_exceptions.TransportError):
         return GkeUnreachable(
-            f"looking up {describe}: Google's token endpoint did not answer",
+            f"looking up {describe}: Google's token endpoint did not answer (credentials from {_adc_file()})",
             "Check the network and try again",
         )
     transient = api_exceptions.RetryError | api_exceptions.ServerError | api_exceptions.DeadlineExceeded
@@ -345,6 +375,11 @@ def _lookup_error(e: Exception, describe: str, where: str) -> GkeError:
         )
     if isinstance(e, api_exceptions.GoogleAPICallError):
         return GkeError(f"looking up {describe}: {e.message}", "Check the cluster settings")
+    if isinstance(e, auth_exceptions.GoogleAuthError | api_exceptions.GoogleAPIError):
+        return GoogleAuthError(
+            f"looking up {describe}: the credentials from {_adc_file()} cannot be used ({_reason(e)})",
+            ADC_HINT,
+        )
     return GkeUnreachable(
         f"looking up {describe}: cannot connect to the Container API at {where} ({type(e).__name__})",
         "Check the network, or PIPELINE_GKE_ENDPOINT if it is set",
