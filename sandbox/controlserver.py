@@ -109,7 +109,8 @@ class ControlService:
         self.socket_path.unlink(missing_ok=True)
 
     def describe(self) -> dict[str, Any]:
-        return {"control": {"socket": str(self.socket_path)}}
+        # The fixed latency as it was at start (SANDBOX_LATENCY_MS); GET /state has the current value.
+        return {"control": {"socket": str(self.socket_path), "latency_ms": faults.state.latency_ms}}
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: faults.Handler) -> web.StreamResponse:
