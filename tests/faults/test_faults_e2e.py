@@ -30,7 +30,14 @@ def consistent(project: Project, env: str = "staging") -> str:
     return pin
 
 
-def released(project: Project, rows: list[dict[str, Any]], fault: str, injected: str, **during: Any) -> None:
+def released(
+    project: Project,
+    rows: list[dict[str, Any]],
+    fault: str,
+    injected: str,
+    outcome: str = "retried; released and verified",
+    **during: Any,
+) -> None:
     """Release a new image, the fault thrown first or (``when='bumped'``) as the bump lands: success."""
     image = next(project.variants)
     before = project.main()
@@ -52,7 +59,7 @@ def released(project: Project, rows: list[dict[str, Any]], fault: str, injected:
         {
             "fault": fault,
             "injected": injected,
-            "outcome": "retried; released and verified",
+            "outcome": outcome,
             "exit": done.returncode,
             "diagnosis": "",
             "seconds": round(seconds, 1),
@@ -256,6 +263,7 @@ def test_backend_container_killed_mid_rollout(project: Project, rows: list[dict[
     assert done.returncode == 0, done.stderr[-2000:]
     assert killed, "the new pod's container was never seen running"
     assert consistent(project).startswith(image + "@")
+    assert history.read(project.settings, "staging")[0].result == "succeeded"
     rows.append(
         {
             "fault": "container killed",
@@ -264,7 +272,7 @@ def test_backend_container_killed_mid_rollout(project: Project, rows: list[dict[
             "exit": done.returncode,
             "diagnosis": "",
             "seconds": round(time.monotonic() - started, 1),
-            "checked": "pin == running image, rollout complete",
+            "checked": "pin == running image, rollout complete, history succeeded",
         }
     )
 
@@ -280,7 +288,8 @@ def test_database_pod_deleted_mid_release(project: Project, rows: list[dict[str,
         project,
         rows,
         "database pod deleted",
-        f"pod {name} deleted as the bump lands (its Deployment recreates it on the same claim)",
+        f"pod {name} deleted as the bump lands",
+        "its Deployment recreates it on the same claim; released and verified",
         when="bumped",
         throw=lambda: project.faults.delete_pod("staging", NAMESPACE, name),
     )
@@ -300,3 +309,41 @@ def test_database_pod_deleted_mid_release(project: Project, rows: list[dict[str,
                 break
             assert time.monotonic() < deadline, "the database pod did not come back"
             time.sleep(0.5)
+
+
+def test_git_refuses_pushes_while_a_crashing_image_rolls_back(
+    project: Project, rows: list[dict[str, Any]]
+) -> None:
+    """Defect 4 of issue 10: the revert cannot be pushed, yet the cluster goes back to the last good image
+    (verified), the line keeps the rollout's diagnosis and says what is left to do in git; once the
+    remote accepts pushes again, `invoke rollback` makes git agree."""
+    good = consistent(project)
+    before = project.main()
+    started = time.monotonic()
+    project.when_bumped(before, project.faults.refuse_git_pushes)
+    try:
+        done = project.invoke("release", "--env", "staging", "--image", project.images.crash)
+    finally:
+        project.faults.allow_git_pushes()
+    line = last_line(done)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr + done.stdout
+    assert "rollout:" in line and "reverting git failed" in line and "again, verified" in line, line
+    image, complete = project.running("staging")
+    assert image == good and complete, f"the cluster runs {image}, not the last good {good}"
+    assert project.pin("staging").startswith(project.images.crash + "@")  # what the line says is left
+    again = project.invoke("rollback", "--env", "staging")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert consistent(project) == good
+    rows.append(
+        {
+            "fault": "git remote refuses pushes during a rollback",
+            "injected": "pre-receive hook declines every push from the moment a crashing image's bump lands",
+            "outcome": "rollout fails (CrashLoopBackOff); the cluster is put back and verified although "
+            "the revert cannot be pushed; `invoke rollback` afterwards makes git agree",
+            "exit": done.returncode,
+            "diagnosis": line,
+            "seconds": round(time.monotonic() - started, 1),
+            "checked": "cluster on the last good image at once; after `invoke rollback`: pin == image",
+        }
+    )

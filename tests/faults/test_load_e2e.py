@@ -91,6 +91,8 @@ def test_crashing_release_and_its_rollback_under_load(project: Project, rows: li
         "staging",
         "--image",
         project.images.crash,
+        # It already failed here in the fault suite; --force sends it again on purpose.
+        "--force",
         expect_rc=1,
     )
 
