@@ -129,6 +129,7 @@ class FaultState:
         self.faults: dict[str, Fault] = {}
         self.listeners: dict[str, list[Listener]] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         # Bumped on every change, so a held (hanging) request notices a cleared fault at once.
         self._changed = asyncio.Event()
 
@@ -165,10 +166,14 @@ class FaultState:
                 await listener.close()
         if fault.seconds is not None:
             loop = asyncio.get_running_loop()
-            self._timers[fault.target] = loop.call_later(
-                fault.seconds, lambda: loop.create_task(self._expire(fault))
-            )
+            self._timers[fault.target] = loop.call_later(fault.seconds, self._spawn_expiry, fault)
         self._notify()
+
+    def _spawn_expiry(self, fault: Fault) -> None:
+        # Kept until done: the loop holds only weak references to tasks.
+        task = asyncio.get_running_loop().create_task(self._expire(fault))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _expire(self, fault: Fault) -> None:
         if self.faults.get(fault.target) is fault:
