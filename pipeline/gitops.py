@@ -356,16 +356,20 @@ def noted_log(settings: Settings, path: str, limit: int = 50) -> list[Noted]:
     """Latest commits touching ``path`` on the remote branch, each with its release notes (newest first)."""
     directory = _clone_dir(settings)
     with _locked(directory):
-        sep, end = "\x1f", "\x1e"
         # The branch and the notes in one fetch: one round trip to the remote, not two.
         repo = _sync(settings, directory, notes=True)
-        try:
-            out = _git(
-                repo, "log", f"-{limit}", f"--notes={NOTES_REF}",
-                f"--format=%H{sep}%cI{sep}%s{sep}%N{end}", "--", path,
-            )  # fmt: skip
-        except GitFailed as e:
-            raise _fail("reading the history of", e, settings) from None
+        return _noted(settings, repo, "HEAD", path, limit)
+
+
+def _noted(settings: Settings, repo: Path, at: str, path: str, limit: int) -> list[Noted]:
+    sep, end = "\x1f", "\x1e"
+    try:
+        out = _git(
+            repo, "log", f"-{limit}", f"--notes={NOTES_REF}", f"--format=%H{sep}%cI{sep}%s{sep}%N{end}",
+            at, "--", path,
+        )  # fmt: skip
+    except GitFailed as e:
+        raise _fail("reading the history of", e, settings) from None
     found: list[Noted] = []
     for record in out.split(end):
         parts = record.strip("\n").split(sep)
@@ -373,3 +377,67 @@ def noted_log(settings: Settings, path: str, limit: int = 50) -> list[Noted]:
             notes = tuple(line for line in parts[3].splitlines() if line.strip())
             found.append(Noted(parts[0], parts[1], parts[2], notes))
     return found
+
+
+@dataclass(frozen=True)
+class Head:
+    """The remote branch's tip as our clone now has it: commit, its tree, and the release notes' tip."""
+
+    commit: str
+    tree: str
+    notes: str | None
+
+
+def head(settings: Settings) -> Head:
+    """The remote's tip with one ``git ls-remote``; our clone is fetched only when it is behind.
+
+    The no-op check's view of git: when nothing moved (the usual case) this is one round trip and no
+    fetch, and :func:`noted_at` then reads the release notes from the clone without another.
+    """
+    directory = _clone_dir(settings)
+    branch = settings.gitops.branch
+    with _locked(directory):
+        where = directory if (directory / ".git").exists() else directory.parent
+        try:
+            out = _git(where, "ls-remote", settings.gitops.remote, f"refs/heads/{branch}", NOTES_REF)
+        except GitFailed as e:
+            raise _fail("reading the tip of", e, settings) from None
+        remote = {ref: sha for sha, _, ref in (line.partition("\t") for line in out.splitlines())}
+        tip, notes = remote.get(f"refs/heads/{branch}"), remote.get(NOTES_REF)
+        if tip is None:
+            raise GitOpsError(
+                f"{scrub(settings.gitops.remote)} has no branch {branch}", "Check [gitops] branch"
+            )
+        if _local(directory, f"refs/remotes/origin/{branch}") != tip or _local(directory, NOTES_REF) != notes:
+            _sync(settings, directory, notes=True)
+        try:
+            tree = _git(directory, "rev-parse", f"{tip}^{{tree}}")
+        except GitFailed as e:
+            raise _fail("reading the tip of", e, settings) from None
+    return Head(tip, tree, notes)
+
+
+def _local(directory: Path, ref: str) -> str | None:
+    if not (directory / ".git").exists():
+        return None
+    try:
+        return _git(directory, "rev-parse", "--verify", "--quiet", ref) or None
+    except GitFailed:
+        return None
+
+
+def noted_at(settings: Settings, commit: str, path: str, limit: int = 50) -> list[Noted]:
+    """:func:`noted_log` from ``commit`` down, read from our clone as it is (after :func:`head`): no fetch."""
+    directory = _clone_dir(settings)
+    with _locked(directory):
+        return _noted(settings, directory, commit, path, limit)
+
+
+def parent_of(settings: Settings, commit: str) -> str | None:
+    """The first parent of ``commit`` in our clone (None for a root commit or one the clone lacks)."""
+    return _local(_clone_dir(settings), f"{commit}^")
+
+
+def tree_of(settings: Settings, commit: str) -> str | None:
+    """The tree of ``commit`` in our clone (None when the clone lacks it)."""
+    return _local(_clone_dir(settings), f"{commit}^{{tree}}")

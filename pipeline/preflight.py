@@ -27,6 +27,8 @@ class Prepared:
     old: overlays.Pin | None
     objects: list[Obj]
     changes_git: bool
+    # The remote's tip that was rendered (with ``pin`` applied on top).
+    base: str = ""
 
 
 def prepare(settings: Settings, env: Environment, pin: overlays.Pin) -> Prepared:
@@ -35,7 +37,7 @@ def prepare(settings: Settings, env: Environment, pin: overlays.Pin) -> Prepared
 
     with tempfile.TemporaryDirectory(prefix="campus-release-") as tmp:
         root = Path(tmp)
-        gitops.snapshot(settings, root)
+        base = gitops.snapshot(settings, root)
         path = overlays.kustomization(root / env.overlay)
         old = overlays.read_pin(path, pin.name)
         bumped = overlays.pin(path, pin, root)
@@ -50,7 +52,7 @@ def prepare(settings: Settings, env: Environment, pin: overlays.Pin) -> Prepared
                 [f.message for f in report.errors],
                 "Run `invoke validate` and fix the manifests",
             )
-    return Prepared(pin, old, list(rendered.objects), bumped is not None)
+    return Prepared(pin, old, list(rendered.objects), bumped is not None, base)
 
 
 def resolve(settings: Settings, image: Image) -> Image:

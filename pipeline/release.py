@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import gitops, gke, history, images, overlays, pin, preflight
+from . import gitops, gke, history, images, noop, overlays, pin, preflight
 from .apply import ApplyResult
 from .approval import require_approval
 from .base import Progress, first_line, quiet
@@ -222,10 +222,15 @@ def deploy(
     approver = require_approval(env, approved_by)
     source_commit = pin.source_commit(settings, image.tag)
     with contextlib.ExitStack() as stack:
+        # Nothing new, seen from cheap facts (noop.py); anything else takes the whole pre-flight.
+        same = None if force else noop.shortcut(settings, env, image, tl)
+        if same is not None:
+            return ReleaseReport(env.name, kind, "unchanged", same, source_commit, tuple(tl.stages))
         image, prepared, cluster, dry = _preflight(settings, env, image, force, stack, tl)
         if not prepared.changes_git and not dry.changed:
             for name in ("bump", "apply", "rollout", "smoke", "record"):
                 tl.skip(name, "nothing changed")
+            noop.remember_unchanged(settings, env, cluster, image, prepared.objects, prepared.base)
             return ReleaseReport(env.name, kind, "unchanged", image, source_commit, tuple(tl.stages))
         bump_commit: str | None = None
         if prepared.changes_git:
@@ -244,6 +249,8 @@ def deploy(
             )
         commit = bump_commit or record_on or preflight.tip(settings)
         _record(settings, commit, env, kind, "succeeded", image, source_commit, approver, "", tl)
+        with tl.stage("fingerprint"):
+            noop.remember(settings, env, cluster, image, prepared.objects, prepared.base, commit)
     return ReleaseReport(
         env.name, kind, "released", image, source_commit, tuple(tl.stages), bump_commit, "", verified.urls,
         verified.warnings, verified.rollout,
