@@ -39,12 +39,18 @@ class Fingerprint:
     inputs: str
     members: str
     objects: str = ""
+    # The list paths that enumerate the set's members (one per recorded kind and namespace), so that the
+    # check reads them without discovering the kinds again.
+    lists: tuple[str, ...] = ()
 
     def encode(self) -> str:
         return json.dumps(
-            {"v": VERSION, "inputs": self.inputs, "members": self.members, "objects": self.objects},
+            {
+                "v": VERSION, "inputs": self.inputs, "members": self.members, "objects": self.objects,
+                "lists": list(self.lists),
+            },
             sort_keys=True,
-        )
+        )  # fmt: skip
 
     @classmethod
     def decode(cls, text: str | None) -> Fingerprint | None:
@@ -54,7 +60,11 @@ class Fingerprint:
             return None
         if not isinstance(data, dict) or data.get("v") != VERSION:
             return None
-        return cls(str(data.get("inputs", "")), str(data.get("members", "")), str(data.get("objects", "")))
+        lists = data.get("lists") or []
+        return cls(
+            str(data.get("inputs", "")), str(data.get("members", "")), str(data.get("objects", "")),
+            tuple(str(p) for p in lists if isinstance(p, str)),
+        )  # fmt: skip
 
 
 def _digest(value: Any) -> str:
@@ -112,7 +122,8 @@ def _ownership(obj: Obj) -> list[Any]:
 
 def members(live: Iterable[Obj]) -> str:
     """The hash of the set's live members: identities and their non-status field ownership."""
-    return _digest(sorted([list(key(o)), _ownership(o)] for o in live))
+    unique = {key(o): o for o in live}
+    return _digest(sorted([list(k), _ownership(o)] for k, o in unique.items()))
 
 
 def objects(rendered: Iterable[Mapping[str, Any]]) -> str:

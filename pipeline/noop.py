@@ -36,7 +36,8 @@ from . import appsecret, fingerprint, gitops, gke, history, registry
 from .applyset import APPLYSET_ID, ENV_LABEL, FIELD_MANAGER, MANAGED_BY_LABEL, ApplySet, recorded
 from .base import Obj
 from .config import Environment, Settings
-from .errors import PipelineError
+from .errors import PipelineError, UnknownKind
+from .fingerprint import Fingerprint
 from .images import Image
 
 if TYPE_CHECKING:
@@ -82,17 +83,61 @@ def newest_record(settings: Settings, env: Environment, at: str) -> history.Reco
     return None
 
 
+_PARENT_SELECTOR = f"{ENV_LABEL}={{env}},{MANAGED_BY_LABEL}={FIELD_MANAGER},{APPLYSET_ID}"
+
+
 def _parent(kube: Kube, env: Environment) -> Obj | None:
     """The environment's ApplySet parent, wherever its namespace is (one label-selected list)."""
-    selector = f"{ENV_LABEL}={env.name},{MANAGED_BY_LABEL}={FIELD_MANAGER},{APPLYSET_ID}"
-    items, _ = kube.list_objects("v1", "ConfigMap", None, label_selector=selector)
+    items, _ = kube.list_objects(
+        "v1", "ConfigMap", None, label_selector=_PARENT_SELECTOR.format(env=env.name)
+    )
     return items[0] if len(items) == 1 else None
 
 
-def _live_members(kube: Kube, env: Environment, parent: Obj) -> list[Obj]:
+def _set_selector(env: Environment, parent: Obj) -> str:
+    return ApplySet(env.name, str(parent["metadata"]["namespace"])).selector
+
+
+def _member_lists(kube: Kube, parent: Obj) -> list[str]:
+    """The list paths of the kinds and namespaces the parent records (what prune would look at)."""
     kinds, namespaces = recorded(parent)
-    applyset = ApplySet(env.name, str(parent["metadata"]["namespace"]))
-    return applyset.members(kube, kinds, namespaces)
+    paths: list[str] = []
+    for gk in sorted(kinds):
+        kind, _, group = gk.partition(".")
+        try:
+            resource = kube.resource_in_group(group, kind)
+        except UnknownKind:
+            continue  # its CRD is gone, and with it every object of the kind
+        scopes = sorted(n for n in namespaces if n) if resource.namespaced else [None]
+        paths += [resource.path(ns) for ns in scopes]
+    return paths
+
+
+def _cluster_facts(settings: Settings, env: Environment) -> tuple[Obj | None, Fingerprint | None, list[Obj]]:
+    """The parent, its fingerprint and the set's live members: plain HTTPS when it can, else the client."""
+    from . import gkerest, kube
+
+    quick = gkerest.access(settings, env)
+    if quick is not None:
+        from .kube.lite import Reader
+
+        with Reader(quick) as reader:
+            found = reader.items("/api/v1/configmaps", _PARENT_SELECTOR.format(env=env.name))
+            parent = found[0] if len(found) == 1 else None
+            left = fingerprint.read(parent)
+            if parent is None or left is None:
+                return parent, left, []
+            return parent, left, reader.lists(left.lists, _set_selector(env, parent))
+    with kube.connect(gke.environment_access(settings, env)) as cluster:
+        parent = _parent(cluster, env)
+        left = fingerprint.read(parent)
+        if parent is None or left is None:
+            return parent, left, []
+        selector = _set_selector(env, parent)
+        members: list[Obj] = []
+        for path in left.lists:
+            members += cluster.list_path(path, selector)
+        return parent, left, members
 
 
 def _secret_matches(settings: Settings, members: Sequence[Obj]) -> bool:
@@ -109,8 +154,6 @@ def _secret_matches(settings: Settings, members: Sequence[Obj]) -> bool:
 
 def check(settings: Settings, env: Environment, image: Image) -> Verdict:
     """Whether ``env`` already runs exactly ``image`` as a verified release left it (module docstring)."""
-    from . import kube
-
     try:
         found = registry.lookup(settings, image.tag, repository=image.repository)
         if not isinstance(found, Image) or not found.digest:
@@ -126,18 +169,15 @@ def check(settings: Settings, env: Environment, image: Image) -> Verdict:
         expected = fingerprint.inputs(
             tip.tree, found.ref, found.digest, _settings_parts(settings, env), _kustomize()
         )
-        with kube.connect(gke.environment_access(settings, env)) as cluster:
-            parent = _parent(cluster, env)
-            left = fingerprint.read(parent)
-            if parent is None or left is None:
-                return _miss("no fingerprint on the ApplySet parent")
-            if left.inputs != expected:
-                return _miss("the overlay, image, settings or code differ from the last release")
-            members = _live_members(cluster, env, parent)
-            if fingerprint.members(members) != left.members:
-                return _miss("the cluster's objects were changed since the last release")
-            if not _secret_matches(settings, members):
-                return _miss("the Secret's values differ from the environment's")
+        parent, left, members = _cluster_facts(settings, env)
+        if parent is None or left is None:
+            return _miss("no fingerprint on the ApplySet parent")
+        if left.inputs != expected:
+            return _miss("the overlay, image, settings or code differ from the last release")
+        if fingerprint.members(members) != left.members:
+            return _miss("the cluster's objects were changed since the last release")
+        if not _secret_matches(settings, members):
+            return _miss("the Secret's values differ from the environment's")
     except PipelineError as e:
         return _miss(f"a fact could not be read ({e})")
     return Verdict(found, f"{env.name} runs {found.tag} exactly as released")
@@ -178,10 +218,14 @@ def remember(
         parent = _parent(cluster, env)
         if tree is None or parent is None:
             return False
+        lists = _member_lists(cluster, parent)
+        selector = _set_selector(env, parent)
+        live = [o for path in lists for o in cluster.list_path(path, selector)]
         made = fingerprint.Fingerprint(
             fingerprint.inputs(tree, image.ref, image.digest, _settings_parts(settings, env), _kustomize()),
-            fingerprint.members(_live_members(cluster, env, parent)),
+            fingerprint.members(live),
             fingerprint.objects(rendered),
+            tuple(lists),
         )
         cluster.server_side_apply(
             fingerprint.annotated(parent, made), field_manager=fingerprint.FIELD_MANAGER, force=True

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import gitops, gke, history, images, noop, overlays, pin, preflight
-from .apply import ApplyResult
 from .approval import require_approval
 from .base import Progress, first_line, quiet
 from .compare import ObjectDiff
@@ -179,27 +178,6 @@ def _record(
         history.record(settings, commit, entry)
 
 
-def _preflight(
-    settings: Settings, env: Environment, image: Image, force: bool, stack: contextlib.ExitStack, tl: Timeline
-) -> tuple[Image, preflight.Prepared, Kube, ApplyResult]:
-    """Everything checked before the bump: digest, past failures, render+validate, cluster, dry run."""
-    from . import apply, kube
-
-    with tl.stage("preflight") as detail:
-        image = preflight.resolve(settings, image)
-        assert image.digest is not None
-        if not force:
-            preflight.refuse_failed(history.read(settings, env.name), image, env)
-        pin = overlays.Pin(settings.image.kustomize_name, image.repository, image.tag, image.digest)
-        prepared = preflight.prepare(settings, env, pin)
-        detail.append(f"{len(prepared.objects)} objects valid")
-        cluster = stack.enter_context(kube.connect(gke.environment_access(settings, env)))
-        cluster.version()
-        dry = apply.apply_environment(settings, env, cluster, prepared.objects, dry_run=True)
-        detail.append("dry run accepted")
-    return image, prepared, cluster, dry
-
-
 def deploy(
     settings: Settings,
     env_name: str,
@@ -226,7 +204,7 @@ def deploy(
         same = None if force else noop.shortcut(settings, env, image, tl)
         if same is not None:
             return ReleaseReport(env.name, kind, "unchanged", same, source_commit, tuple(tl.stages))
-        image, prepared, cluster, dry = _preflight(settings, env, image, force, stack, tl)
+        image, prepared, cluster, dry = preflight.run(settings, env, image, force, stack, tl)
         if not prepared.changes_git and not dry.changed:
             for name in ("bump", "apply", "rollout", "smoke", "record"):
                 tl.skip(name, "nothing changed")

@@ -1,0 +1,188 @@
+"""GKE access for a quick read, without Google's client libraries: two or three plain HTTPS requests.
+
+Importing ``google-auth`` and ``google-cloud-container`` costs most of a second per process, more than
+the no-op check itself. For the credential types a pipeline meets (Workload Identity Federation's
+``external_account`` files that ``google-github-actions/auth`` writes, with a file- or URL-sourced
+subject token and optional service account impersonation, and ``gcloud auth application-default
+login``'s ``authorized_user``), getting a token is one or two form posts, and the cluster's endpoint and
+CA one GET of the Container API's REST resource. :func:`access` does that and returns a
+:class:`~pipeline.access.ClusterAccess` with a static token, or None for anything else (a service account
+key, a kubeconfig context, an error of any kind): callers then use ``gke.environment_access``, whose
+messages say what is wrong. Used only by ``noop`` for its read-only check, which falls back to the full
+pre-flight whenever a fact cannot be read; releases themselves authenticate through ``gke``.
+
+Tokens never enter a message or a log line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import http.client
+import json
+import os
+import ssl
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from .access import ClusterAccess, StaticToken
+from .config import Environment, Settings
+
+SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+TIMEOUT_SECONDS = 10.0
+_CONTAINER_API = "https://container.googleapis.com"
+
+
+class _Unsupported(Exception):
+    """Not a case this module handles: the caller takes the google-auth path."""
+
+
+# Whatever goes wrong, the answer is "cannot say here".
+_FAILURES = (
+    OSError,
+    ValueError,
+    KeyError,
+    TypeError,
+    binascii.Error,
+    http.client.HTTPException,
+    _Unsupported,
+)
+
+
+def _call(method: str, url: str, *, headers: dict[str, str] | None = None, body: bytes | None = None) -> Any:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "https":
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parts.netloc, timeout=TIMEOUT_SECONDS, context=ssl.create_default_context()
+        )
+    elif parts.scheme == "http":
+        conn = http.client.HTTPConnection(parts.netloc, timeout=TIMEOUT_SECONDS)
+    else:
+        raise _Unsupported(parts.scheme)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        data = response.read()
+    finally:
+        conn.close()
+    if response.status != 200:
+        raise _Unsupported(f"HTTP {response.status}")
+    return json.loads(data) if data.strip() else {}
+
+
+def _form(url: str, fields: dict[str, str], headers: dict[str, str] | None = None) -> Any:
+    body = urllib.parse.urlencode(fields).encode()
+    return _call(
+        "POST", url, body=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded", **(headers or {})},
+    )  # fmt: skip
+
+
+def _subject_token(source: dict[str, Any]) -> str:
+    fmt = source.get("format") or {}
+    if "file" in source:
+        text = Path(source["file"]).read_text()
+    elif "url" in source:
+        text = json.dumps(_call("GET", source["url"], headers=source.get("headers") or {}))
+        if fmt.get("type") != "json":
+            raise _Unsupported("a URL subject token that is not JSON")
+    else:
+        raise _Unsupported("credential source")
+    if fmt.get("type") == "json":
+        return str(json.loads(text)[fmt.get("subject_token_field_name", "")])
+    return text.strip()
+
+
+def _external_account(info: dict[str, Any]) -> str:
+    headers = {}
+    if info.get("client_id") and info.get("client_secret"):
+        pair = f"{info['client_id']}:{info['client_secret']}".encode()
+        headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+    answer = _form(
+        info["token_url"],
+        {
+            "grant_type": TOKEN_EXCHANGE,
+            "audience": info["audience"],
+            "scope": SCOPE,
+            "requested_token_type": ACCESS_TOKEN_TYPE,
+            "subject_token_type": info["subject_token_type"],
+            "subject_token": _subject_token(info.get("credential_source") or {}),
+        },
+        headers,
+    )
+    token = str(answer["access_token"])
+    impersonate = info.get("service_account_impersonation_url")
+    if impersonate:
+        body = json.dumps({"scope": [SCOPE], "lifetime": "3600s"}).encode()
+        answer = _call(
+            "POST", impersonate, body=body,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )  # fmt: skip
+        token = str(answer["accessToken"])
+    return token
+
+
+def _authorized_user(info: dict[str, Any]) -> str:
+    answer = _form(
+        info.get("token_uri") or "https://oauth2.googleapis.com/token",
+        {
+            "grant_type": "refresh_token",
+            "client_id": info["client_id"],
+            "client_secret": info["client_secret"],
+            "refresh_token": info["refresh_token"],
+        },
+    )
+    return str(answer["access_token"])
+
+
+def _credentials_file() -> Path:
+    named = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if named:
+        return Path(named)
+    config = Path(os.environ.get("CLOUDSDK_CONFIG") or Path.home() / ".config" / "gcloud")
+    return config / "application_default_credentials.json"
+
+
+def _token() -> str:
+    info = json.loads(_credentials_file().read_text())
+    kind = info.get("type")
+    if kind == "external_account":
+        return _external_account(info)
+    if kind == "authorized_user":
+        return _authorized_user(info)
+    raise _Unsupported(str(kind))
+
+
+def access(settings: Settings, env: Environment) -> ClusterAccess | None:
+    """How to reach ``env``'s cluster, looked up with plain HTTPS; None when this cannot say."""
+    if env.kube_context or not (env.gke_project and env.gke_location and env.gke_cluster):
+        return None
+    describe = f"GKE cluster {env.gke_project}/{env.gke_location}/{env.gke_cluster}"
+    try:
+        token = _token()
+        base = (settings.release.gke_endpoint or _CONTAINER_API).rstrip("/")
+        name = f"projects/{env.gke_project}/locations/{env.gke_location}/clusters/{env.gke_cluster}"
+        cluster = _call("GET", f"{base}/v1/{name}", headers={"Authorization": f"Bearer {token}"})
+        endpoint = cluster.get("endpoint")
+        if not endpoint or cluster.get("status") in ("PROVISIONING", "STOPPING"):
+            return None
+        pem = base64.b64decode(cluster["masterAuth"]["clusterCaCertificate"], validate=True).decode("ascii")
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        binascii.Error,
+        http.client.HTTPException,
+        _Unsupported,
+    ):
+        return None
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        return None
+    return ClusterAccess(describe, f"https://{endpoint}", pem, StaticToken(token))
