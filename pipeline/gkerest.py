@@ -6,10 +6,10 @@ the no-op check itself. For the credential types a pipeline meets (Workload Iden
 subject token and optional service account impersonation, and ``gcloud auth application-default
 login``'s ``authorized_user``), getting a token is one or two form posts, and the cluster's endpoint and
 CA one GET of the Container API's REST resource. :func:`access` does that and returns a
-:class:`~pipeline.access.ClusterAccess` with a static token, or None for anything else (a service account
-key, a kubeconfig context, an error of any kind): callers then use ``gke.environment_access``, whose
-messages say what is wrong. Used only by ``noop`` for its read-only check, which falls back to the full
-pre-flight whenever a fact cannot be read; releases themselves authenticate through ``gke``.
+:class:`~pipeline.access.ClusterAccess` whose :class:`RestToken` fetches a new token before the old one
+expires, or None for anything else (a service account key, a kubeconfig context, an error of any kind):
+:func:`environment_access` then asks ``gke``, whose retries and messages say what is wrong. The no-op
+check, the pre-flight, ``plan`` and ``drift`` reach their cluster through it.
 
 Tokens never enter a message or a log line.
 """
@@ -22,12 +22,15 @@ import http.client
 import json
 import os
 import ssl
+import threading
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from .access import ClusterAccess, StaticToken
+from .access import ADC_HINT, Access, ClusterAccess
 from .config import Environment, Settings
+from .errors import GoogleAuthError
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -99,7 +102,7 @@ def _subject_token(source: dict[str, Any]) -> str:
     return text.strip()
 
 
-def _external_account(info: dict[str, Any]) -> str:
+def _external_account(info: dict[str, Any]) -> tuple[str, float]:
     headers = {}
     if info.get("client_id") and info.get("client_secret"):
         pair = f"{info['client_id']}:{info['client_secret']}".encode()
@@ -116,7 +119,7 @@ def _external_account(info: dict[str, Any]) -> str:
         },
         headers,
     )
-    token = str(answer["access_token"])
+    token, lifetime = str(answer["access_token"]), float(answer.get("expires_in") or 3600)
     impersonate = info.get("service_account_impersonation_url")
     if impersonate:
         body = json.dumps({"scope": [SCOPE], "lifetime": "3600s"}).encode()
@@ -124,11 +127,12 @@ def _external_account(info: dict[str, Any]) -> str:
             "POST", impersonate, body=body,
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         )  # fmt: skip
-        token = str(answer["accessToken"])
-    return token
+        # An RFC 3339 expireTime; an hour as asked, less the margin below, is near enough.
+        token, lifetime = str(answer["accessToken"]), 3600.0
+    return token, lifetime
 
 
-def _authorized_user(info: dict[str, Any]) -> str:
+def _authorized_user(info: dict[str, Any]) -> tuple[str, float]:
     answer = _form(
         info.get("token_uri") or "https://oauth2.googleapis.com/token",
         {
@@ -138,7 +142,7 @@ def _authorized_user(info: dict[str, Any]) -> str:
             "refresh_token": info["refresh_token"],
         },
     )
-    return str(answer["access_token"])
+    return str(answer["access_token"]), float(answer.get("expires_in") or 3600)
 
 
 def _credentials_file() -> Path:
@@ -149,7 +153,8 @@ def _credentials_file() -> Path:
     return config / "application_default_credentials.json"
 
 
-def _token() -> str:
+def _token() -> tuple[str, float]:
+    """An access token and its lifetime in seconds."""
     info = json.loads(_credentials_file().read_text())
     kind = info.get("type")
     if kind == "external_account":
@@ -159,13 +164,57 @@ def _token() -> str:
     raise _Unsupported(str(kind))
 
 
+class RestToken:
+    """Access tokens from the credentials file, fetched again shortly before they expire; thread-safe.
+
+    A :class:`~pipeline.access.TokenSource`, as ``gke.GoogleToken`` is, so a long rollout outlives one
+    token. A refresh that fails raises :class:`~pipeline.errors.GoogleAuthError`.
+    """
+
+    def __init__(self, token: str, lifetime: float, describe: str) -> None:
+        self._describe = describe
+        self._lock = threading.Lock()
+        self._set(token, lifetime)
+
+    def __repr__(self) -> str:
+        return f"RestToken({self._describe})"
+
+    def _set(self, token: str, lifetime: float) -> None:
+        self._token = token
+        # Refresh at three quarters of the lifetime, at most five minutes early (gke.REFRESH_MARGIN).
+        self._refresh_at = time.monotonic() + lifetime - min(300.0, lifetime / 4)
+
+    def token(self) -> str:
+        with self._lock:
+            if time.monotonic() >= self._refresh_at:
+                try:
+                    self._set(*_token())
+                except _FAILURES as e:
+                    raise GoogleAuthError(
+                        f"refreshing the Google access token for {self._describe}: {type(e).__name__}",
+                        ADC_HINT,
+                    ) from None
+            return self._token
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._refresh_at = 0.0
+
+
+def environment_access(settings: Settings, env: Environment) -> Access:
+    """``gke.environment_access``, looked up over plain HTTPS when :func:`access` can."""
+    from . import gke
+
+    return access(settings, env) or gke.environment_access(settings, env)
+
+
 def access(settings: Settings, env: Environment) -> ClusterAccess | None:
     """How to reach ``env``'s cluster, looked up with plain HTTPS; None when this cannot say."""
     if env.kube_context or not (env.gke_project and env.gke_location and env.gke_cluster):
         return None
     describe = f"GKE cluster {env.gke_project}/{env.gke_location}/{env.gke_cluster}"
     try:
-        token = _token()
+        token, lifetime = _token()
         base = (settings.release.gke_endpoint or _CONTAINER_API).rstrip("/")
         name = f"projects/{env.gke_project}/locations/{env.gke_location}/clusters/{env.gke_cluster}"
         cluster = _call("GET", f"{base}/v1/{name}", headers={"Authorization": f"Bearer {token}"})
@@ -185,4 +234,4 @@ def access(settings: Settings, env: Environment) -> ClusterAccess | None:
         return None
     if "-----BEGIN CERTIFICATE-----" not in pem:
         return None
-    return ClusterAccess(describe, f"https://{endpoint}", pem, StaticToken(token))
+    return ClusterAccess(describe, f"https://{endpoint}", pem, RestToken(token, lifetime, describe))

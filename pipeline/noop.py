@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import appsecret, fingerprint, gitops, gke, history, registry
+from . import appsecret, fingerprint, gitops, gkerest, history, registry
 from .applyset import APPLYSET_ID, ENV_LABEL, FIELD_MANAGER, MANAGED_BY_LABEL, ApplySet, recorded
 from .base import Obj
 from .config import Environment, Settings
@@ -115,7 +115,7 @@ def _member_lists(kube: Kube, parent: Obj) -> list[str]:
 
 def _cluster_facts(settings: Settings, env: Environment) -> tuple[Obj | None, Fingerprint | None, list[Obj]]:
     """The parent, its fingerprint and the set's live members: plain HTTPS when it can, else the client."""
-    from . import gkerest, kube
+    from . import kube
 
     quick = gkerest.access(settings, env)
     if quick is not None:
@@ -128,7 +128,7 @@ def _cluster_facts(settings: Settings, env: Environment) -> tuple[Obj | None, Fi
             if parent is None or left is None:
                 return parent, left, []
             return parent, left, reader.lists(left.lists, _set_selector(env, parent))
-    with kube.connect(gke.environment_access(settings, env)) as cluster:
+    with kube.connect(gkerest.environment_access(settings, env)) as cluster:
         parent = _parent(cluster, env)
         left = fingerprint.read(parent)
         if parent is None or left is None:

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import gitops, gke, history, images, noop, overlays, pin, preflight
+from . import gitops, gkerest, history, images, noop, overlays, pin, preflight
 from .approval import require_approval
 from .base import Progress, first_line, quiet
 from .compare import ObjectDiff
@@ -389,7 +389,7 @@ def plan(settings: Settings, env_name: str, *, image_ref: str | None = None) -> 
             raise ReleaseRefused(f"{env.overlay} pins no image yet", "Pass --image, or release first")
         pin = current
     prepared = preflight.prepare(settings, env, pin)
-    with kube.connect(gke.environment_access(settings, env)) as cluster:
+    with kube.connect(gkerest.environment_access(settings, env)) as cluster:
         diffs = apply.diff_environment(settings, env, cluster, prepared.objects)
     return Plan(env.name, pin.ref, tuple(diffs))
 
@@ -436,7 +436,7 @@ def drift(
     with tl.stage("declared") as detail:
         state = drift_stage.declared(settings, env, history.read(settings, env.name))
         detail.append(f"{len(state.objects)} objects at overlay commit {state.commit[:12]}")
-    with tl.stage("compare") as detail, kube.connect(gke.environment_access(settings, env)) as cluster:
+    with tl.stage("compare") as detail, kube.connect(gkerest.environment_access(settings, env)) as cluster:
         objects = drift_stage.check(settings, env, cluster, state)
         detail.append(f"{sum(o.drifted for o in objects)} of {len(objects)} differ")
     found = drift_stage.report(env, state, objects, tl.stages)
@@ -447,6 +447,6 @@ def drift(
     except PipelineError as e:
         # Still a report: the findings reach the job summary and the webhook, and the command exits 1.
         return dataclasses.replace(found, repair_error=first_line(e))
-    with kube.connect(gke.environment_access(settings, env)) as cluster:
+    with kube.connect(gkerest.environment_access(settings, env)) as cluster:
         after = drift_stage.check(settings, env, cluster, state)
     return dataclasses.replace(found, repair=repaired, after=tuple(after))
