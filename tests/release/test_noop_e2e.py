@@ -193,3 +193,51 @@ def test_another_image_takes_the_full_path(project: Project) -> None:
     assert report.result == "released", explain(report)
     project.environ["IMAGE"] = report.image.pinned
     assert_shortcut(project)
+
+
+def test_rollout_success_is_noticed_within_0_3_s_of_the_status(project: Project) -> None:
+    """The wait is a watch: its verdict follows the Deployment's status update, not a polling tick.
+
+    A watch of our own sees the API server's status update that completes the rollout; the pipeline's
+    verdict must come within 0.3 s of it (both hear the same event from the same server).
+    """
+    import threading
+
+    from pipeline import rollout
+    from pipeline.rollout.status import judge
+
+    before = int(project.deployment()["metadata"]["generation"])  # type: ignore[index]
+    seen: list[float] = []
+    done = threading.Event()
+
+    def observe() -> None:
+        with kube.connect(project.access()) as k:
+            stream = k.watch("apps/v1", "Deployment", namespace=NAMESPACE, name=BACKEND, timeout=90)
+            for event in stream:
+                obj = event.object
+                status = obj.get("status") or {}
+                if (
+                    int(obj["metadata"].get("generation", 0)) > before
+                    and status.get("observedGeneration") == obj["metadata"]["generation"]
+                    and judge(obj).done
+                ):
+                    seen.append(time.monotonic())
+                    break
+                if done.is_set():
+                    break
+            stream.stop()
+
+    watcher = threading.Thread(target=observe, daemon=True)
+    watcher.start()
+    time.sleep(0.5)  # the watch is open before the change
+    project.kubectl("rollout", "restart", f"deployment/{BACKEND}")
+    with kube.connect(project.access()) as k:
+        result = rollout.wait(k, [("Deployment", NAMESPACE, BACKEND)], timeout=90)
+    verdict = time.monotonic()
+    done.set()
+    watcher.join(timeout=30)
+    assert result.ok, result.diagnosis
+    assert seen, "our own watch never saw the rollout complete"
+    lag = verdict - seen[0]
+    print(f"rollout verdict {lag * 1000:.0f} ms after the completing status update")
+    assert lag < 0.3, f"the verdict came {lag:.2f} s after the status said complete"
