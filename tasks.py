@@ -410,17 +410,19 @@ def drift(
     }
 )
 def history(
-    c: Context, env: str, limit: int = 20, stats: bool = False, days: float = 30.0, json_: bool = False
+    c: Context, env: str, limit: str = "20", stats: bool = False, days: str = "30", json_: bool = False
 ) -> None:
     """List the environment's releases recorded in git: who, which digest, approval, result, timings."""
     from pipeline import history as records
+    from pipeline import options
 
     with _errors():
+        count, window = options.count(limit, "--limit"), options.days(days)
         settings = _settings(c)
         if stats:
-            _stats(settings, env, days, json_)
+            _stats(settings, env, window, json_)
             return
-        entries = records.read(settings, env, limit)
+        entries = records.read(settings, env, count)
     if json_:
         print(json.dumps([{**e.__dict__, "stages": dict(e.stages)} for e in entries]))
         return
@@ -453,14 +455,14 @@ def _stats(settings: Settings, env: str, days: float, json_: bool) -> None:
         "offline": "do not ask the clusters for their live state",
     },
 )
-def report(
-    c: Context, env: list[str], out: str = "report", days: float = 30.0, offline: bool = False
-) -> None:
+def report(c: Context, env: list[str], out: str = "report", days: str = "30", offline: bool = False) -> None:
     """Write the release dashboard: a static HTML page of every environment's state, history and metrics."""
+    from pipeline import options
     from pipeline.dashboard import site
 
     with _errors():
-        page = site.build(_settings(c), Path(out), env, days=days, ask_cluster=not offline)
+        window = options.days(days)
+        page = site.build(_settings(c), Path(out), env, days=window, ask_cluster=not offline)
     print(page.resolve())
 
 

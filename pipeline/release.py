@@ -75,7 +75,7 @@ def bump(
     digest: str | None = None,
     approved_by: str | None = None,
 ) -> pin.BumpResult:
-    """Pin ``tag`` (and ``digest``) in the environment's overlay on the GitOps remote."""
+    """Pin ``tag`` with its registry digest (``digest``, when given, must be it) on the GitOps remote."""
     env = settings.environment(env_name)
     approver = require_approval(env, approved_by)
     images.check_tag(tag)
@@ -83,7 +83,10 @@ def bump(
         images.check_digest(digest)
     if not settings.gitops.remote:
         raise ConfigError("no GitOps remote configured", "Set PIPELINE_GITOPS_REMOTE or [gitops] remote")
-    new = overlays.Pin(settings.image.kustomize_name, settings.image_repository, tag, digest)
+    # Pinned with the registry's digest: a tag the registry lacks would deploy nothing, and a pin without
+    # its digest would drop the one the overlay had. A --digest that is not the tag's is refused.
+    image = preflight.resolve(settings, Image(settings.image_repository, tag, digest))
+    new = overlays.Pin(settings.image.kustomize_name, image.repository, image.tag, image.digest)
     return pin.publish(settings, env, new, pin.source_commit(settings, tag), approver)
 
 
@@ -322,6 +325,8 @@ def promote(
     env = settings.environment(env_name)
     source = settings.environment(from_env)
     approver = require_approval(env, approved_by)
+    if expect_digest is not None:
+        images.check_digest(expect_digest)
     records = history.read(settings, source.name)
     current = preflight.current_pin(settings, source)
     if current is None or current.digest is None:
@@ -358,7 +363,7 @@ def rollback(
     else:
         target = history.matching(records, to)
     if target is None or target.digest is None:
-        what = f"a successful release matching {to!r}" if to else "an earlier successful release"
+        what = f"successful release matching {to!r}" if to else "earlier successful release"
         raise ReleaseRefused(f"{env.name} has no {what}", "See `invoke history --env " + env.name + "`")
     repository, _, tag = target.image.rpartition(":")
     image = Image(repository, tag, target.digest)
