@@ -431,6 +431,7 @@ def drift(
 ) -> DriftReport:
     """`invoke drift`: the live objects against the last good release; with ``repair_drift``, put it back."""
     import dataclasses
+    from concurrent.futures import ThreadPoolExecutor
 
     from . import drift as drift_stage
     from . import kube
@@ -438,10 +439,14 @@ def drift(
     env = settings.environment(env_name)
     approver = require_approval(env, approved_by) if repair_drift else None
     tl = Timeline(progress)
-    with tl.stage("declared") as detail:
-        state = drift_stage.declared(settings, env, history.read(settings, env.name))
-        detail.append(f"{len(state.objects)} objects at overlay commit {state.commit[:12]}")
-    with tl.stage("compare") as detail, kube.connect(gkerest.environment_access(settings, env)) as cluster:
+    # The cluster's address and token are looked up while git and kustomize say what was declared.
+    with ThreadPoolExecutor(1, thread_name_prefix="access") as pool:
+        access = pool.submit(gkerest.environment_access, settings, env)
+        with tl.stage("declared") as detail:
+            state = drift_stage.declared(settings, env, history.read(settings, env.name))
+            detail.append(f"{len(state.objects)} objects at overlay commit {state.commit[:12]}")
+        reached = access.result()
+    with tl.stage("compare") as detail, kube.connect(reached) as cluster:
         objects = drift_stage.check(settings, env, cluster, state)
         detail.append(f"{sum(o.drifted for o in objects)} of {len(objects)} differ")
     found = drift_stage.report(env, state, objects, tl.stages)
