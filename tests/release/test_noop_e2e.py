@@ -226,6 +226,8 @@ def test_rollout_success_is_noticed_within_0_3_s_of_the_status(project: Project)
                 if done.is_set():
                     break
             stream.stop()
+            for _ in stream:  # let the stream end and give its connection back, as the waiter does
+                pass
 
     watcher = threading.Thread(target=observe, daemon=True)
     watcher.start()
