@@ -138,21 +138,26 @@ def lookup(settings: Settings, tag: str, *, repository: str | None = None) -> Im
     scheme, api_host = _endpoint(host)
     path = f"/v2/{name}/manifests/{urllib.parse.quote(image.tag)}"
     headers = {"Accept": _ACCEPT}
+    basic = _basic(settings)
+    if basic and api_host != "registry-1.docker.io":
+        # Private registries mostly take Basic: sent at once, it saves the 401 round trip. One that wants
+        # a bearer token answers 401 with its challenge all the same.
+        headers["Authorization"] = f"Basic {basic}"
     try:
         response = _request(scheme, api_host, "HEAD", path, headers)
         if response.status == 401:
             challenge = response.getheader("WWW-Authenticate") or ""
-            basic = _basic(settings)
-            if challenge.lower().startswith("basic") and basic:
-                headers["Authorization"] = f"Basic {basic}"
-            elif challenge.lower().startswith("bearer"):
+            scheme_asked = challenge.split(" ", 1)[0].lower()
+            if scheme_asked == "bearer":
                 token = _bearer(challenge, basic, name)
                 if token is None:
                     return UNKNOWN
                 headers["Authorization"] = f"Bearer {token}"
-            else:
-                return UNKNOWN
-            response = _request(scheme, api_host, "HEAD", path, headers)
+                response = _request(scheme, api_host, "HEAD", path, headers)
+            elif scheme_asked == "basic" and basic and "Authorization" not in headers:
+                headers["Authorization"] = f"Basic {basic}"
+                response = _request(scheme, api_host, "HEAD", path, headers)
+            # Else refused as it stands (Basic sent and refused, or nothing to send): judged below.
     except (OSError, http.client.HTTPException):
         return UNKNOWN  # the engine's path says what is wrong, with its own advice
     if response.status == 404:
