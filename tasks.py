@@ -20,6 +20,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
+from pipeline.options import WAIT_HELP, wait_seconds
 from sandbox.tasks import sandbox as sandbox_tasks
 
 if TYPE_CHECKING:
@@ -86,7 +87,8 @@ def _progress(title: str) -> Iterator[Progress]:
     """A spinner with the latest line at a terminal; plain lines in CI logs."""
     console = _console()
     if not console.is_terminal:
-        yield lambda line: console.print(f"  {line}", markup=False, style="dim")
+        # One line per event, however long: CI logs are searched line by line.
+        yield lambda line: console.print(f"  {line}", markup=False, style="dim", soft_wrap=True)
         return
     with console.status(title) as status:
         yield lambda line: status.update(f"{title}: {line[:100]}")
@@ -251,6 +253,7 @@ def _approver(settings: Settings, env: str, approved_by: str | None) -> str | No
         "approved-by": "approver's name; required for protected environments",
         "force": "release a digest even though it failed in this environment before",
         "json": "print the machine-readable result on stdout",
+        **WAIT_HELP,
     }
 )
 def release(
@@ -260,17 +263,21 @@ def release(
     approved_by: str | None = None,
     force: bool = False,
     json_: bool = False,
+    wait: str | None = None,
+    no_wait: bool = False,
 ) -> None:
     """Build, pin, apply, wait for the rollout and smoke-test one environment; roll back on failure."""
     from pipeline import release as chain
 
     with _errors():
+        seconds = wait_seconds(wait, no_wait)
         settings = _settings(c)
         approver = _approver(settings, env, approved_by)
         with _progress(f"releasing to {env}") as progress:
             report = chain.release(
-                settings, env, image_ref=image, approved_by=approver, force=force, progress=progress
-            )
+                settings, env, image_ref=image, approved_by=approver, force=force, progress=progress,
+                wait=seconds,
+            )  # fmt: skip
     _finish(report, json_)
 
 
@@ -281,6 +288,7 @@ def release(
         "approved-by": "approver's name (CI: only from a job bound to a protected environment)",
         "expect-digest": "refuse unless the source environment still pins this digest",
         "json": "print the machine-readable result on stdout",
+        **WAIT_HELP,
     }
 )
 def promote(
@@ -290,22 +298,21 @@ def promote(
     approved_by: str | None = None,
     expect_digest: str | None = None,
     json_: bool = False,
+    wait: str | None = None,
+    no_wait: bool = False,
 ) -> None:
     """Deploy to prod the exact digest that passed staging, behind an approval."""
     from pipeline import release as chain
 
     with _errors():
+        seconds = wait_seconds(wait, no_wait)
         settings = _settings(c)
         approver = _approver(settings, env, approved_by)
         with _progress(f"promoting {from_} to {env}") as progress:
             report = chain.promote(
-                settings,
-                env,
-                from_env=from_,
-                approved_by=approver,
-                expect_digest=expect_digest,
-                progress=progress,
-            )
+                settings, env, from_env=from_, approved_by=approver, expect_digest=expect_digest,
+                progress=progress, wait=seconds,
+            )  # fmt: skip
     _finish(report, json_)
 
 
@@ -315,19 +322,29 @@ def promote(
         "to": "release to go back to: a tag, a digest or an overlay commit (default: the previous good one)",
         "approved-by": "approver's name; required for protected environments",
         "json": "print the machine-readable result on stdout",
+        **WAIT_HELP,
     }
 )
 def rollback(
-    c: Context, env: str, to: str | None = None, approved_by: str | None = None, json_: bool = False
+    c: Context,
+    env: str,
+    to: str | None = None,
+    approved_by: str | None = None,
+    json_: bool = False,
+    wait: str | None = None,
+    no_wait: bool = False,
 ) -> None:
     """Go back to the previous good release through git and the same verified deploy."""
     from pipeline import release as chain
 
     with _errors():
+        seconds = wait_seconds(wait, no_wait)
         settings = _settings(c)
         approver = _approver(settings, env, approved_by)
         with _progress(f"rolling back {env}") as progress:
-            report = chain.rollback(settings, env, to=to, approved_by=approver, progress=progress)
+            report = chain.rollback(
+                settings, env, to=to, approved_by=approver, progress=progress, wait=seconds
+            )
     _finish(report, json_)
 
 
@@ -384,19 +401,29 @@ def _finish_drift(report: DriftReport, json_: bool) -> None:
         "repair": "re-apply the last good release through the verified deploy when drift is found",
         "approved-by": "approver's name; a repair of a protected environment needs one",
         "json": "print the machine-readable report on stdout",
+        **WAIT_HELP,
     }
 )
 def drift(
-    c: Context, env: str, repair: bool = False, approved_by: str | None = None, json_: bool = False
+    c: Context,
+    env: str,
+    repair: bool = False,
+    approved_by: str | None = None,
+    json_: bool = False,
+    wait: str | None = None,
+    no_wait: bool = False,
 ) -> None:
     """Compare the live objects with the last good release; exit 3 on drift, --repair puts it back."""
     from pipeline import release as chain
 
     with _errors():
+        seconds = wait_seconds(wait, no_wait)
         settings = _settings(c)
         approver = _approver(settings, env, approved_by) if repair else None
         with _progress(f"checking {env} for drift") as progress:
-            report = chain.drift(settings, env, repair_drift=repair, approved_by=approver, progress=progress)
+            report = chain.drift(
+                settings, env, repair_drift=repair, approved_by=approver, progress=progress, wait=seconds
+            )
     _finish_drift(report, json_)
 
 

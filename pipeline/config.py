@@ -129,6 +129,11 @@ class ReleaseSettings:
     ingress_ca_bundle: str = ""
     # Port of the HTTPS Ingress (443 on GKE; the sandbox may use another for users who are not root).
     ingress_port: int = 443
+    # How long a release waits for another operation on the same environment to finish (its Lease, see
+    # pipeline/lease.py) before giving up: ten minutes covers a slow rollout plus its rollback.
+    lock_wait: float = 600.0
+    # The namespace of the environment's Lease: the app's, which every runner of the environment can write.
+    lock_namespace: str = "campus"
 
 
 @dataclass(frozen=True)

@@ -189,6 +189,8 @@ class ReleaseTable(_Table):
     field_manager: Annotated[Name, _ex("campus-pipeline")] | UnsetType = UNSET
     rollout_timeout: Annotated[Seconds, _ex(300)] | UnsetType = UNSET
     smoke_deadline: Annotated[Seconds, _ex(60)] | UnsetType = UNSET
+    lock_wait: Annotated[Seconds, _ex(600)] | UnsetType = UNSET
+    lock_namespace: DnsLabel | UnsetType = UNSET
     gke_endpoint: Url | UnsetType = UNSET
     ingress_ca_bundle: Annotated[OptionalText, _ex("")] | UnsetType = UNSET
     ingress_port: Port | UnsetType = UNSET

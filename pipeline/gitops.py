@@ -344,6 +344,18 @@ def _append_note(settings: Settings, repo: Path, commit: str, text: str) -> None
         ) from None
 
 
+def last_commit(settings: Settings, path: str) -> str:
+    """The newest commit on the remote branch that touched ``path`` (the tip if none did)."""
+    directory = _clone_dir(settings)
+    with _locked(directory):
+        repo = _sync(settings, directory)
+        try:
+            found = _git(repo, "log", "-1", "--format=%H", "--", path).strip()
+            return found or _git(repo, "rev-parse", "HEAD")
+        except GitFailed as e:
+            raise _fail("reading the history of", e, settings) from None
+
+
 @dataclass(frozen=True)
 class Noted:
     commit: str

@@ -73,14 +73,19 @@ def _kustomize() -> tuple[str, ...]:
         return ()
 
 
-def newest_record(settings: Settings, env: Environment, at: str) -> history.Record | None:
-    """The environment's newest record that says how a release ended (an "unchanged" says nothing)."""
+def newest_record(settings: Settings, env: Environment, at: str, digest: str | None) -> history.Record | None:
+    """The environment's newest record (an outcome replacing its ``started`` line), if it says that
+    ``digest`` is verified here by ``history``'s own rule (``verify.settled``); else None."""
+    records: list[history.Record] = []
     for noted in gitops.noted_at(settings, at, env.overlay, limit=20):
         for line in reversed(noted.notes):
             entry = history.Record.from_json(line, noted.commit)
             if entry is not None and entry.env == env.name and entry.result != "unchanged":
-                return entry
-    return None
+                records.append(entry)
+    merged = history.merged(records)
+    if not merged or merged[0].result != "succeeded" or not history.verified(merged, digest):
+        return None
+    return merged[0]
 
 
 _PARENT_SELECTOR = f"{ENV_LABEL}={{env}},{MANAGED_BY_LABEL}={FIELD_MANAGER},{APPLYSET_ID}"
@@ -161,9 +166,9 @@ def check(settings: Settings, env: Environment, image: Image) -> Verdict:
         if image.digest and found.digest != image.digest:
             return _miss("the tag has another digest now")
         tip = gitops.head(settings)
-        last = newest_record(settings, env, tip.commit)
-        if last is None or last.result != "succeeded":
-            return _miss(f"the last release to {env.name} is not a succeeded one")
+        last = newest_record(settings, env, tip.commit, found.digest)
+        if last is None:
+            return _miss(f"the last release to {env.name} is not a succeeded one of this image")
         if last.digest != found.digest or last.image != found.ref:
             return _miss(f"the last release to {env.name} was another image")
         expected = fingerprint.inputs(
@@ -242,9 +247,9 @@ def remember_unchanged(
 ) -> bool:
     """After a full-path "unchanged": fingerprint it if the newest record is a success of this image."""
     try:
-        last = newest_record(settings, env, base)
+        last = newest_record(settings, env, base, image.digest)
     except PipelineError:
         return False
-    if last is None or last.result != "succeeded" or last.digest != image.digest or last.image != image.ref:
+    if last is None or last.digest != image.digest or last.image != image.ref:
         return False
     return remember(settings, env, cluster, image, rendered, base, base)

@@ -1,9 +1,9 @@
-"""Task options that arrive as text: numbers and counts, checked before a task does anything.
+"""Task options that arrive as text (counts, days, wait seconds), checked before a task does anything.
 
 invoke converts an option to the type of its default with ``int()``/``float()``, so ``--limit abc`` would
 end in a ``ValueError`` traceback and ``--limit -1`` would reach git as ``-1``. ``tasks.py`` declares such
 options as text and reads them here instead, so a mistake is one :class:`ConfigError` line that names the
-option. Neighbours: only ``tasks.py`` uses this module.
+option, before anything is written. Light on purpose (``invoke --list`` imports it): no third-party import.
 """
 
 from __future__ import annotations
@@ -39,3 +39,24 @@ def days(text: str | float, option: str = "--days", *, maximum: float = 3650.0) 
             f"{option} must be more than 0 and at most {maximum:g}, got {text}", f"e.g. {option} 30"
         )
     return value
+
+
+WAIT_HELP = {
+    "wait": "seconds to wait for another operation on ENV to finish (default: [release] lock_wait)",
+    "no-wait": "refuse at once when another operation holds ENV",
+}
+
+
+def wait_seconds(wait: str | None, no_wait: bool) -> float | None:
+    """``--wait SECONDS`` / ``--no-wait`` as the seconds the chain waits for the environment's Lease."""
+    if no_wait:
+        return 0.0
+    if wait is None:
+        return None
+    try:
+        seconds = float(wait)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 86400:  # NaN fails this too
+        raise ConfigError(f"--wait {wait!r} is not a number of seconds", "e.g. --wait 600, or --no-wait")
+    return seconds

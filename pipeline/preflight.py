@@ -126,22 +126,23 @@ def run(
     env: Environment,
     image: Image,
     force: bool,
+    records: list[history.Record],
     stack: contextlib.ExitStack,
     tl: Timeline,
 ) -> tuple[Image, Prepared, Kube, ApplyResult]:
     """Everything checked before the bump: digest, past failures, render+validate, cluster, dry run.
 
     The independent parts overlap (each mostly waits on a registry, git, GKE or kustomize): the registry
-    lookup, the release history, the render and validation of the pinned overlay, and the GKE lookup with
-    the cluster's first answer. Their failures are reported in that order, so the first refusal a user
-    sees is the same as when they ran one after another. The server-side dry run needs both the objects
-    and the cluster, so it comes last (its requests overlap too: ``apply``).
+    lookup, the render and validation of the pinned overlay, and the GKE lookup with the cluster's first
+    answer; their failures are reported in that order, so the first refusal a user sees is the same as
+    when they ran one after another. ``records`` are the environment's, read under its Lease
+    (``operation.records``). The server-side dry run needs both the objects and the cluster, so it comes
+    last (its requests overlap too: ``apply``).
     """
     from . import apply
 
     with tl.stage("preflight") as detail, ThreadPoolExecutor(4, thread_name_prefix="preflight") as pool:
         resolving = pool.submit(resolve, settings, image)
-        records = None if force else pool.submit(history.read, settings, env.name)
         connecting = pool.submit(_cluster, settings, env)
         # The pin needs the digest: known up front for a digest-pinned image, else after the lookup.
         preparing: Future[Prepared] | None = None
@@ -151,8 +152,8 @@ def run(
         try:
             image = resolving.result()
             assert image.digest is not None
-            if records is not None:
-                refuse_failed(records.result(), image, env)
+            if not force:
+                refuse_failed(records, image, env)
             if preparing is None:
                 pin = overlays.Pin(settings.image.kustomize_name, image.repository, image.tag, image.digest)
                 preparing = pool.submit(prepare, settings, env, pin)

@@ -189,7 +189,7 @@ def test_another_image_takes_the_full_path(project: Project) -> None:
     for line in client.images.push(repository, tag, auth_config=auth, stream=True, decode=True):
         assert "error" not in line, line
     report = release(project.settings, "staging", image_ref=f"{repository}:{tag}")
-    assert_full_path(report, "another image")
+    assert_full_path(report, "of this image")
     assert report.result == "released", explain(report)
     project.environ["IMAGE"] = report.image.pinned
     assert_shortcut(project)
