@@ -195,6 +195,21 @@ class Kube:
             item.setdefault("apiVersion", resource.api_version)
         return items, str((result.get("metadata") or {}).get("resourceVersion", ""))
 
+    def list_path(self, path: str, label_selector: str) -> list[Obj]:
+        """The items at a list path (as :meth:`Resource.path` made it), with kind and apiVersion filled in."""
+        result = cast(
+            Obj,
+            self._session.request(
+                "GET", path, doing=f"listing {path}", query=[("labelSelector", label_selector)], verb="list"
+            ),
+        )
+        kind = str(result.get("kind", "")).removesuffix("List")
+        items: list[Obj] = list(result.get("items") or [])
+        for item in items:
+            item.setdefault("kind", kind)
+            item.setdefault("apiVersion", result.get("apiVersion", ""))
+        return items
+
     def list_objects(
         self,
         api_version: str,

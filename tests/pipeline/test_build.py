@@ -8,7 +8,7 @@ import time
 import docker
 import pytest
 
-from pipeline import build, images, release
+from pipeline import build, images, registry, release
 from pipeline.errors import BuildError, ConfigError, RegistryAuthError, RegistryUnreachable, SourceError
 from sandbox.home import free_port
 
@@ -39,6 +39,19 @@ def test_build_push_then_skip(project: Project) -> None:
     assert not second.built and not second.pushed and second.skipped == "already in the registry"
     assert second.image == first.image
     assert time.monotonic() - start < 4
+
+
+def test_skip_asks_the_registry_without_the_docker_engine(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = project.settings()
+    first = release.build(settings, push=True, allow_dirty=False)
+    # No engine to ask: the skip decision is one HTTP request to the registry's v2 API.
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    second = release.build(settings, push=True, allow_dirty=False)
+    assert second.skipped == "already in the registry" and second.image == first.image
+    assert registry.lookup(settings, first.image.tag) == first.image
+    assert registry.lookup(settings, "sha-0000000") is None
 
 
 def test_progress_is_reported(project: Project) -> None:
