@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .dbconfig import DatabaseSettings, database_settings
 from .errors import ConfigError
 
 CONFIG_FILE = "pipeline.toml"
@@ -137,6 +138,7 @@ class Settings:
     environments: Mapping[str, Environment]
     secret: SecretSettings = field(default_factory=SecretSettings)
     release: ReleaseSettings = field(default_factory=ReleaseSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
 
     @property
     def image_repository(self) -> str:
@@ -283,4 +285,5 @@ def load(root: Path | None = None, environ: Mapping[str, str] | None = None) -> 
         environments=envs,
         secret=secret,
         release=release,
+        database=database_settings(_section(data, "database"), env),
     )

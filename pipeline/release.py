@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import gitops, gke, history, images, overlays, pin, preflight
+from . import dbrelease, gitops, gke, history, images, overlays, pin, preflight
 from .apply import ApplyResult
 from .approval import require_approval
 from .base import Progress, first_line, quiet
@@ -105,6 +105,7 @@ def _verify(
     prepared: preflight.Prepared,
     tl: Timeline,
     suffix: str = "",
+    db: dbrelease.Guard | None = None,
 ) -> _Verified:
     """Apply, wait for the rollout, smoke-test; raise StageFailed naming the stage that failed."""
     from . import apply, rollout, smoke
@@ -118,6 +119,8 @@ def _verify(
         except PipelineError as e:
             raise StageFailed("apply", str(e)) from e
         detail.append(applied.summary())
+    if db is not None:
+        db.after_apply(tl)  # a first release's migrations: there was no database before the apply
     with tl.stage(f"rollout{suffix}") as detail:
         try:
             result = rollout.wait(
@@ -227,6 +230,9 @@ def deploy(
             for name in ("bump", "apply", "rollout", "smoke", "record"):
                 tl.skip(name, "nothing changed")
             return ReleaseReport(env.name, kind, "unchanged", image, source_commit, tuple(tl.stages))
+        # Before anything is written: refuse a PostgreSQL major upgrade, back up a risky release.
+        db = dbrelease.guard(settings, env, cluster, prepared, dry, image.pinned)
+        db.take_backup(tl)
         bump_commit: str | None = None
         if prepared.changes_git:
             with tl.stage("bump") as detail:
@@ -236,9 +242,11 @@ def deploy(
         else:
             tl.skip("bump", "overlay already pins this image")
         try:
-            verified = _verify(settings, env, cluster, prepared, tl)
+            db.migrate(tl)
+            verified = _verify(settings, env, cluster, prepared, tl, db=db)
         except StageFailed as failure:
             tl.progress(f"{failure.stage} failed: rolling back")
+            failure = db.recover(failure, tl)
             return _roll_back(
                 settings, env, cluster, image, prepared, failure, kind, approver, source_commit, tl, record_on
             )

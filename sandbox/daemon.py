@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from .home import Home, Settings
 from .registry import RegistryService
+from .storage import StorageService
 
 log = logging.getLogger("sandbox")
 
@@ -28,6 +29,8 @@ class Service(Protocol):
 
 def build_services(home: Home, settings: Settings) -> list[Service]:
     services: list[Service] = [RegistryService(home, settings)]
+    if settings.storage_port:
+        services.append(StorageService(home, settings))
     if not settings.clusters:
         # SANDBOX_CLUSTERS="" at the first `up`: registry and git only (fast tests of build and bump).
         return services

@@ -2,7 +2,8 @@
 
 :func:`connect` turns an :data:`~pipeline.access.Access` into a :class:`Kube`, which offers what the
 stages need and nothing else: kind lookup (:meth:`Kube.resource`), server-side apply, get, list, delete,
-watch (a reconnecting :class:`~pipeline.kube.watch.WatchStream`), pod logs and the events of an object.
+watch (a reconnecting :class:`~pipeline.kube.watch.WatchStream`), pod logs, exec (``kube.podexec``) and
+the events of an object.
 Objects are plain dicts in and out (:data:`~pipeline.base.Obj`); every failure is a one-line
 :class:`~pipeline.errors.KubeError`, connection failures a :class:`~pipeline.errors.TemporaryError`.
 
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
-from typing import cast
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, cast
 
 from ..access import Access
 from ..base import Obj
 from ..errors import KubeInvalid, KubeNotFound
+from . import podexec
 from .discovery import Discovery, Resource
 from .errors import secret_values
 from .session import REQUEST_TIMEOUT_SECONDS, ApiSession
@@ -270,6 +272,22 @@ class Kube:
             raw=True,
         )
         return [line for line in str(text).splitlines() if line.strip()][-tail:]
+
+    def exec(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        command: Sequence[str],
+        *,
+        doing: str,
+        stdin: IO[bytes] | None = None,
+        on_stdout: Callable[[bytes], None] | None = None,
+    ) -> podexec.ExecResult:
+        """Run a command in a pod's container (``kubectl exec -i``); its exit code and stderr."""
+        return podexec.run(
+            self._session, namespace, pod, container, command, stdin=stdin, on_stdout=on_stdout, doing=doing
+        )
 
     def events_for(self, obj: Obj, *, limit: int = 10) -> list[Obj]:
         """The most recent Events about ``obj`` (core/v1), oldest first."""
