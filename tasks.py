@@ -20,6 +20,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
+from dbtasks import db as db_tasks
 from sandbox.tasks import sandbox as sandbox_tasks
 
 if TYPE_CHECKING:
@@ -251,6 +252,7 @@ def _approver(settings: Settings, env: str, approved_by: str | None) -> str | No
         "approved-by": "approver's name; required for protected environments",
         "force": "release a digest even though it failed in this environment before",
         "json": "print the machine-readable result on stdout",
+        "allow-major-upgrade": "accept a release that changes PostgreSQL's major version",
     }
 )
 def release(
@@ -260,12 +262,17 @@ def release(
     approved_by: str | None = None,
     force: bool = False,
     json_: bool = False,
+    allow_major_upgrade: bool = False,
 ) -> None:
     """Build, pin, apply, wait for the rollout and smoke-test one environment; roll back on failure."""
     from pipeline import release as chain
 
     with _errors():
         settings = _settings(c)
+        if allow_major_upgrade:
+            from dbtasks import allow_major_upgrade as allow
+
+            settings = allow(settings)
         approver = _approver(settings, env, approved_by)
         with _progress(f"releasing to {env}") as progress:
             report = chain.release(
@@ -465,7 +472,7 @@ def report(
 
 
 ns = Collection(
-    build, bump, validate, release, promote, rollback, plan, drift, history, report, sandbox_tasks
+    build, bump, validate, release, promote, rollback, plan, drift, history, report, sandbox_tasks, db_tasks
 )
 # The sandbox's tasks find the project (where the sandbox keeps .sandbox/) through invoke's config.
 ns.configure({"project_root": str(ROOT)})

@@ -135,14 +135,7 @@ def guard(
     db = settings.database
     namespace = settings.secret.namespace
     live = kube.get("apps/v1", "Deployment", db.deployment, namespace)
-    rendered = next(
-        (
-            o
-            for o in prepared.objects
-            if o.get("kind") == "Deployment" and o["metadata"]["name"] == db.deployment
-        ),
-        None,
-    )
+    rendered = migrations.deployment(prepared.objects, db.deployment)
     old_image, new_image = _db_image(live, db.container), _db_image(rendered, db.container)
     old_major, new_major = _major(old_image), _major(new_image)
     if (

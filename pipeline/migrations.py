@@ -55,17 +55,15 @@ def pending(settings: Settings, old_commit: str | None, new_commit: str | None) 
     return tuple(sorted(new - (old or frozenset())))
 
 
+def deployment(objects: list[Obj], name: str) -> Obj | None:
+    """The rendered Deployment of this name."""
+    return next((o for o in objects if o.get("kind") == "Deployment" and o["metadata"]["name"] == name), None)
+
+
 def job_for(settings: Settings, objects: list[Obj], image: str, name: str) -> Obj:
-    """The migration Job: the backend Deployment's pod (image, environment, security) running ``migrate up``."""
+    """The migration Job: the backend Deployment's pod (image, environment, security), ``migrate up``."""
     db = settings.database
-    backend = next(
-        (
-            o
-            for o in objects
-            if o.get("kind") == "Deployment" and o["metadata"]["name"] == db.backend_deployment
-        ),
-        None,
-    )
+    backend = deployment(objects, db.backend_deployment)
     if backend is None:
         raise DatabaseError(f"the overlay has no Deployment {db.backend_deployment}", "Check [database]")
     pod = backend["spec"]["template"]["spec"]
