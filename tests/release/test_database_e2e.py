@@ -173,6 +173,73 @@ def test_kubectl_exec_and_cp_pass_stdin_and_exit_codes(project: Project, tmp_pat
     assert (tmp_path / "down.txt").read_text() == "copied in\n"
 
 
+def test_kubectl_port_forward_reaches_the_backend_and_postgresql(project: Project) -> None:
+    from sandbox.home import free_port
+
+    web, db = free_port(), free_port()
+    forward = subprocess.Popen(
+        [
+            KUBECTL,
+            "--context",
+            "staging",
+            "-n",
+            NAMESPACE,
+            "port-forward",
+            "deploy/backend-core-deployment",
+            f"{web}:8080",
+        ],
+        env=project.environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    forward_db = subprocess.Popen(
+        [
+            KUBECTL,
+            "--context",
+            "staging",
+            "-n",
+            NAMESPACE,
+            "port-forward",
+            "deploy/db-core-deployment",
+            f"{db}:5432",
+        ],
+        env=project.environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for("the forwarded backend", lambda: http_get("127.0.0.1", web, "/healthz")[0] == 200, 30)
+        for _ in range(3):  # one SPDY connection, a stream pair per TCP connection
+            status, body = http_get("127.0.0.1", web, "/version")
+            assert status == 200 and "commit" in json.loads(body), body
+        psql = subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(db),
+                "-U",
+                "postgres",
+                "-d",
+                "puppylove",
+                "-tAc",
+                "SELECT 1",
+            ],
+            env={**project.environ, "PGPASSWORD": project.environ["CAMPUS_POSTGRES_PASSWORD"]},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert (psql.returncode, psql.stdout.strip()) == (0, "1"), psql.stderr
+    finally:
+        for proc in (forward, forward_db):
+            proc.terminate()
+            proc.wait(10)
+
+
 def test_backup_then_drop_then_restore_brings_every_row_back(project: Project) -> None:
     texts = [f"note {i} {uuid.uuid4().hex[:6]}" for i in range(25)]
     for text in texts:

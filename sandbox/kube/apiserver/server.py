@@ -3,8 +3,9 @@
 Serves ``/version``, health, discovery (legacy and aggregated), ``/openapi/v3``, and for every resource
 of ``discovery.RESOURCES``: get and list (JSON, or ``Table`` for ``kubectl get``), and routes the rest by
 method and subresource: watch (``watch.py``), writes (``writes.py``), ``scale`` and ``log``
-(``subresources.py``), ``exec`` (``podexec.py``). Errors are ``Status`` objects with Kubernetes' reasons
-and codes (``store.ApiError``); anything unexpected is logged and answered as a 500 Status.
+(``subresources.py``), ``exec`` (``podexec.py``), ``portforward`` (``portforward.py``). Errors are
+``Status`` objects with Kubernetes' reasons and codes (``store.ApiError``); anything unexpected is
+logged and answered as a 500 Status.
 
 Neighbours: ``service.py`` starts one :class:`ApiServer` per cluster; ``store/`` holds the objects;
 ``auth.py`` says which bearer tokens are live; the kubelet (``kubelet/``) provides container logs.
@@ -22,7 +23,7 @@ from aiohttp import web
 
 from .. import discovery, openapi
 from ..store import ApiError, MethodNotAllowed, NotFound, Store, Unauthorized, not_found
-from . import podexec, subresources, writes
+from . import podexec, portforward, subresources, writes
 from .events import event_selector
 from .negotiation import (
     JSON,
@@ -225,6 +226,10 @@ class ApiServer:
             if method not in ("GET", "POST"):
                 raise _not_allowed()
             return await podexec.pod_exec(request, t, self.store, self.pod_container, self._streams)
+        if t.subresource == "portforward":
+            if method not in ("GET", "POST"):
+                raise _not_allowed()
+            return await portforward.pod_portforward(request, t, self.store, self._streams)
         if t.subresource == "scale":
             return await subresources.scale(request, t, self.store)
         if t.name is None:
