@@ -7,12 +7,14 @@ package main
 // The applied ids are kept in the gorp_migrations table.
 
 import (
+	"context"
 	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
+	"time"
 
 	migrate "github.com/rubenv/sql-migrate"
 )
@@ -49,6 +51,12 @@ func runMigrate(args []string, getenv func(string) string) int {
 		return 2
 	}
 	defer db.Close()
+	// A first release starts the database and this Job together: wait for it, as the server's own
+	// schema loop does, instead of failing the release on "connection refused".
+	if err := waitForDatabase(db, time.Minute); err != nil {
+		fmt.Fprintf(os.Stderr, "backend migrate: the database did not answer within a minute: %v\n", err)
+		return 1
+	}
 	source, err := migrationSource()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "backend migrate: reading the embedded migrations: %v\n", err)
@@ -82,4 +90,21 @@ func runMigrate(args []string, getenv func(string) string) int {
 	}
 	fmt.Printf("backend migrate: %d migration(s) applied on %s\n", n, cfg.DB)
 	return 0
+}
+
+func waitForDatabase(db *sql.DB, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	delay := 250 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := db.PingContext(ctx)
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(delay)
+		if delay *= 2; delay > 2*time.Second {
+			delay = 2 * time.Second
+		}
+	}
 }
