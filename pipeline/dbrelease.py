@@ -111,12 +111,13 @@ class Guard:
         """After a failed migration: restore the backup when the schema changed; the reason says so."""
         if failure.stage != "migrate" or self.backup is None or self.fingerprint is None:
             return failure
+        why = failure.reason.rstrip(". ")
         try:
             changed = database.schema_fingerprint(self.settings, self.kube) != self.fingerprint
         except PipelineError as e:
-            return StageFailed("migrate", f"{failure.reason}; schema unknown ({first_line(e)})")
+            return StageFailed("migrate", f"{why}; schema unknown ({first_line(e)})")
         if not changed:
-            return StageFailed("migrate", f"{failure.reason}; schema unchanged, backup {self.backup.id} kept")
+            return StageFailed("migrate", f"{why}; schema unchanged, backup {self.backup.id} kept")
         try:
             with tl.stage("restore") as detail:
                 restored = database.restore(
@@ -124,8 +125,8 @@ class Guard:
                 )
                 detail.append(f"backup {restored.id}")
         except PipelineError as e:
-            return StageFailed("migrate", f"{failure.reason}; restoring backup {self.backup.id} failed: {e}")
-        return StageFailed("migrate", f"{failure.reason}; restored backup {restored.id}")
+            return StageFailed("migrate", f"{why}; restoring backup {self.backup.id} failed: {e}")
+        return StageFailed("migrate", f"{why}; restored backup {restored.id}")
 
 
 def guard(
