@@ -226,6 +226,10 @@ class KubeService:
         self.gke_endpoint = f"http://127.0.0.1:{settings.gke_port}"
 
     async def start(self) -> None:
+        # Both worker threads below import requests (through kubernetes and docker); two threads importing
+        # it at once can see it half-initialised ("cannot import name ... partially initialized module").
+        import requests  # noqa: F401
+
         # The OpenAPI documents take half a second to build: off the loop, while the rest starts.
         documents = asyncio.get_running_loop().run_in_executor(None, openapi.v3_root)
         self.kube_dir.mkdir(parents=True, exist_ok=True)
