@@ -18,8 +18,13 @@ if TYPE_CHECKING:
     from pipeline.config import Settings
 
 
-def allow_major_upgrade(settings: Settings) -> Settings:
+MAJOR_UPGRADE_HELP = {"allow-major-upgrade": "accept a release that changes PostgreSQL's major version"}
+
+
+def major_upgrade(settings: Settings, allow: bool) -> Settings:
     """`release --allow-major-upgrade`: the task option, layered over pipeline.toml."""
+    if not allow:
+        return settings
     database = dataclasses.replace(settings.database, allow_major_upgrade=True)
     return dataclasses.replace(settings, database=database)
 

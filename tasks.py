@@ -20,8 +20,11 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
+from dbtasks import MAJOR_UPGRADE_HELP, major_upgrade
 from dbtasks import db as db_tasks
+from pipeline.options import WAIT_HELP, wait_seconds
 from sandbox.tasks import sandbox as sandbox_tasks
+from taskargs import variadic
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -34,24 +37,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent
 
-
-def _variadic(task_name: str, flag: str) -> None:
-    """Let `invoke validate a b` mean `--path a --path b`: invoke has no variadic positionals."""
-    try:
-        from invoke.main import program
-    except ImportError:
-        return
-    core = getattr(program, "core", None)
-    argv: list[str] | None = getattr(core, "unparsed", None)
-    if not argv or task_name not in argv:
-        return
-    i = argv.index(task_name) + 1
-    while i < len(argv) and not argv[i].startswith("-") and ("/" in argv[i] or Path(argv[i]).exists()):
-        argv.insert(i, flag)
-        i += 2
-
-
-_variadic("validate", "--path")
+variadic("validate", "--path")
 
 
 @contextmanager
@@ -87,7 +73,8 @@ def _progress(title: str) -> Iterator[Progress]:
     """A spinner with the latest line at a terminal; plain lines in CI logs."""
     console = _console()
     if not console.is_terminal:
-        yield lambda line: console.print(f"  {line}", markup=False, style="dim")
+        # One line per event, however long: CI logs are searched line by line.
+        yield lambda line: console.print(f"  {line}", markup=False, style="dim", soft_wrap=True)
         return
     with console.status(title) as status:
         yield lambda line: status.update(f"{title}: {line[:100]}")
@@ -252,7 +239,8 @@ def _approver(settings: Settings, env: str, approved_by: str | None) -> str | No
         "approved-by": "approver's name; required for protected environments",
         "force": "release a digest even though it failed in this environment before",
         "json": "print the machine-readable result on stdout",
-        "allow-major-upgrade": "accept a release that changes PostgreSQL's major version",
+        **WAIT_HELP,
+        **MAJOR_UPGRADE_HELP,
     }
 )
 def release(
@@ -262,22 +250,22 @@ def release(
     approved_by: str | None = None,
     force: bool = False,
     json_: bool = False,
+    wait: str | None = None,
+    no_wait: bool = False,
     allow_major_upgrade: bool = False,
 ) -> None:
     """Build, pin, apply, wait for the rollout and smoke-test one environment; roll back on failure."""
     from pipeline import release as chain
 
     with _errors():
-        settings = _settings(c)
-        if allow_major_upgrade:
-            from dbtasks import allow_major_upgrade as allow
-
-            settings = allow(settings)
+        seconds = wait_seconds(wait, no_wait)
+        settings = major_upgrade(_settings(c), allow_major_upgrade)
         approver = _approver(settings, env, approved_by)
         with _progress(f"releasing to {env}") as progress:
             report = chain.release(
-                settings, env, image_ref=image, approved_by=approver, force=force, progress=progress
-            )
+                settings, env, image_ref=image, approved_by=approver, force=force, progress=progress,
+                wait=seconds,
+            )  # fmt: skip
     _finish(report, json_)
 
 
@@ -288,6 +276,7 @@ def release(
         "approved-by": "approver's name (CI: only from a job bound to a protected environment)",
         "expect-digest": "refuse unless the source environment still pins this digest",
         "json": "print the machine-readable result on stdout",
+        **WAIT_HELP,
     }
 )
 def promote(
@@ -297,22 +286,21 @@ def promote(
     approved_by: str | None = None,
     expect_digest: str | None = None,
     json_: bool = False,
+    wait: str | None = None,
+    no_wait: bool = False,
 ) -> None:
     """Deploy to prod the exact digest that passed staging, behind an approval."""
     from pipeline import release as chain
 
     with _errors():
+        seconds = wait_seconds(wait, no_wait)
         settings = _settings(c)
         approver = _approver(settings, env, approved_by)
         with _progress(f"promoting {from_} to {env}") as progress:
             report = chain.promote(
-                settings,
-                env,
-                from_env=from_,
-                approved_by=approver,
-                expect_digest=expect_digest,
-                progress=progress,
-            )
+                settings, env, from_env=from_, approved_by=approver, expect_digest=expect_digest,
+                progress=progress, wait=seconds,
+            )  # fmt: skip
     _finish(report, json_)
 
 
@@ -322,19 +310,29 @@ def promote(
         "to": "release to go back to: a tag, a digest or an overlay commit (default: the previous good one)",
         "approved-by": "approver's name; required for protected environments",
         "json": "print the machine-readable result on stdout",
+        **WAIT_HELP,
     }
 )
 def rollback(
-    c: Context, env: str, to: str | None = None, approved_by: str | None = None, json_: bool = False
+    c: Context,
+    env: str,
+    to: str | None = None,
+    approved_by: str | None = None,
+    json_: bool = False,
+    wait: str | None = None,
+    no_wait: bool = False,
 ) -> None:
     """Go back to the previous good release through git and the same verified deploy."""
     from pipeline import release as chain
 
     with _errors():
+        seconds = wait_seconds(wait, no_wait)
         settings = _settings(c)
         approver = _approver(settings, env, approved_by)
         with _progress(f"rolling back {env}") as progress:
-            report = chain.rollback(settings, env, to=to, approved_by=approver, progress=progress)
+            report = chain.rollback(
+                settings, env, to=to, approved_by=approver, progress=progress, wait=seconds
+            )
     _finish(report, json_)
 
 
@@ -391,19 +389,29 @@ def _finish_drift(report: DriftReport, json_: bool) -> None:
         "repair": "re-apply the last good release through the verified deploy when drift is found",
         "approved-by": "approver's name; a repair of a protected environment needs one",
         "json": "print the machine-readable report on stdout",
+        **WAIT_HELP,
     }
 )
 def drift(
-    c: Context, env: str, repair: bool = False, approved_by: str | None = None, json_: bool = False
+    c: Context,
+    env: str,
+    repair: bool = False,
+    approved_by: str | None = None,
+    json_: bool = False,
+    wait: str | None = None,
+    no_wait: bool = False,
 ) -> None:
     """Compare the live objects with the last good release; exit 3 on drift, --repair puts it back."""
     from pipeline import release as chain
 
     with _errors():
+        seconds = wait_seconds(wait, no_wait)
         settings = _settings(c)
         approver = _approver(settings, env, approved_by) if repair else None
         with _progress(f"checking {env} for drift") as progress:
-            report = chain.drift(settings, env, repair_drift=repair, approved_by=approver, progress=progress)
+            report = chain.drift(
+                settings, env, repair_drift=repair, approved_by=approver, progress=progress, wait=seconds
+            )
     _finish_drift(report, json_)
 
 
@@ -417,17 +425,19 @@ def drift(
     }
 )
 def history(
-    c: Context, env: str, limit: int = 20, stats: bool = False, days: float = 30.0, json_: bool = False
+    c: Context, env: str, limit: str = "20", stats: bool = False, days: str = "30", json_: bool = False
 ) -> None:
     """List the environment's releases recorded in git: who, which digest, approval, result, timings."""
     from pipeline import history as records
+    from pipeline import options
 
     with _errors():
+        count, window = options.count(limit, "--limit"), options.days(days)
         settings = _settings(c)
         if stats:
-            _stats(settings, env, days, json_)
+            _stats(settings, env, window, json_)
             return
-        entries = records.read(settings, env, limit)
+        entries = records.read(settings, env, count)
     if json_:
         print(json.dumps([{**e.__dict__, "stages": dict(e.stages)} for e in entries]))
         return
@@ -460,14 +470,14 @@ def _stats(settings: Settings, env: str, days: float, json_: bool) -> None:
         "offline": "do not ask the clusters for their live state",
     },
 )
-def report(
-    c: Context, env: list[str], out: str = "report", days: float = 30.0, offline: bool = False
-) -> None:
+def report(c: Context, env: list[str], out: str = "report", days: str = "30", offline: bool = False) -> None:
     """Write the release dashboard: a static HTML page of every environment's state, history and metrics."""
+    from pipeline import options
     from pipeline.dashboard import site
 
     with _errors():
-        page = site.build(_settings(c), Path(out), env, days=days, ask_cluster=not offline)
+        window = options.days(days)
+        page = site.build(_settings(c), Path(out), env, days=window, ask_cluster=not offline)
     print(page.resolve())
 
 

@@ -66,19 +66,29 @@ def _login_hint(settings: Settings) -> str:
     return f"Set DOCKERHUB_USERNAME and DOCKERHUB_TOKEN, or run `docker login {settings.registry.host}`"
 
 
-def _registry_error(doing: str, message: str, settings: Settings) -> RegistryError:
+def _registry_host(settings: Settings, repository: str) -> str:
+    """The registry a repository lives in: its first part (``--image`` may name another registry)."""
+    first = repository.split("/")[0]
+    return first if "/" in repository and ("." in first or ":" in first) else settings.registry.host
+
+
+def _registry_error(doing: str, message: str, settings: Settings, repository: str = "") -> RegistryError:
     """Translate the engine's registry errors into ours; the message never contains credentials."""
     text = message.lower()
     first = first_line(message, 200)
+    host = _registry_host(settings, repository or settings.image_repository)
+    ours = host == settings.registry.host
     if any(s in text for s in ("unauthorized", "authentication required", "no basic auth", "denied")):
-        return RegistryAuthError(f"{doing}: 401 unauthorized", _login_hint(settings))
+        hint = _login_hint(settings) if ours else f"Run `docker login {host}`"
+        return RegistryAuthError(f"{doing}: 401 unauthorized", hint)
     if any(s in text for s in ("connection refused", "no such host", "i/o timeout", "dial tcp", "eof")):
+        hint = "Check PIPELINE_REGISTRY and that the registry is up (for the sandbox: invoke sandbox.up)"
         return RegistryUnreachable(
-            f"{doing}: registry {settings.registry.host} unreachable ({first})",
-            "Check PIPELINE_REGISTRY and that the registry is up (for the sandbox: invoke sandbox.up)",
+            f"{doing}: registry {host} unreachable ({first})",
+            hint if ours else f"Check the registry host in the image reference ({host})",
         )
     if any(s in text for s in ("manifest unknown", "not found", "name unknown")):
-        return ImageNotFound(f"{doing}: not found in {settings.registry.host}", "Build and push it first")
+        return ImageNotFound(f"{doing}: not found in {host}", "Build and push it first")
     return RegistryError(f"{doing}: {first}", "Check the registry and try again")
 
 
@@ -91,9 +101,13 @@ def lookup(
     client = client or _client()
     image = Image(repository or settings.image_repository, check_tag(tag))
     try:
-        found = client.api.inspect_distribution(image.ref, auth_config=_auth(settings))
+        # Our registry's credentials go to our registry only, never to a host named in --image.
+        ours = _registry_host(settings, image.repository) == settings.registry.host
+        found = client.api.inspect_distribution(image.ref, auth_config=_auth(settings) if ours else None)
     except docker.errors.APIError as e:
-        error = _registry_error(f"looking up {image.ref}", str(e.explanation or e), settings)
+        error = _registry_error(
+            f"looking up {image.ref}", str(e.explanation or e), settings, image.repository
+        )
         if isinstance(error, ImageNotFound):
             return None
         raise error from None

@@ -13,13 +13,16 @@ from __future__ import annotations
 import os
 import subprocess
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .dbconfig import DatabaseSettings, database_settings
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from . import configschema
 
 CONFIG_FILE = "pipeline.toml"
 # The built-in smoke check that compares GET /version's commit with the release; user checks may not take it.
@@ -127,6 +130,11 @@ class ReleaseSettings:
     ingress_ca_bundle: str = ""
     # Port of the HTTPS Ingress (443 on GKE; the sandbox may use another for users who are not root).
     ingress_port: int = 443
+    # How long a release waits for another operation on the same environment to finish (its Lease, see
+    # pipeline/lease.py) before giving up: ten minutes covers a slow rollout plus its rollback.
+    lock_wait: float = 600.0
+    # The namespace of the environment's Lease: the app's, which every runner of the environment can write.
+    lock_namespace: str = "campus"
 
 
 @dataclass(frozen=True)
@@ -155,66 +163,70 @@ class Settings:
             ) from None
 
 
-def checks_from_config(raw: Sequence[Mapping[str, Any]], where: str = "smoke") -> tuple[Check, ...]:
+def checks_from_config(raw: object, where: str = "smoke") -> tuple[Check, ...]:
     """Checks from ``[[environments.NAME.smoke]]`` tables; any mistake is one :class:`ConfigError` line.
 
     ``where`` names the array in messages (e.g. ``environments.staging.smoke``). A check without a
     ``name`` is called ``GET <path>``; names must be distinct, and ``version`` is the built-in check's.
     """
-    if not isinstance(raw, Sequence) or isinstance(raw, str | bytes):
-        raise ConfigError(f"pipeline.toml: {where} must be an array of tables", "Write [[{where}]] entries")
-    keys = {"name", "path", "expect_status", "expect_body", "expect_json"}
+    from . import configschema as schema
+
+    at: tuple[str | int, ...] = tuple(where.split("."))
+    entries = schema.check_section(CONFIG_FILE, at, raw, list[dict[str, Any]])
     checks: list[Check] = []
-    for i, entry in enumerate(raw, 1):
-        at = f"pipeline.toml: {where} #{i}"
-        if not isinstance(entry, Mapping):
-            raise ConfigError(f"{at} must be a table", "Write it as [[{where}]] with keys under it")
-        unknown = sorted(set(entry) - keys)
-        if unknown:
-            raise ConfigError(f"{at}: unknown key {unknown[0]!r}", f"Use only: {', '.join(sorted(keys))}")
-        path = entry.get("path", "/")
-        if not isinstance(path, str) or not path.startswith("/") or any(c.isspace() for c in path):
-            raise ConfigError(f"{at}: path {path!r} must start with / and hold no spaces", "e.g. path = '/'")
-        status = entry.get("expect_status", 200)
-        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
-            raise ConfigError(f"{at}: expect_status {status!r} is not an HTTP status", "e.g. 200")
-        body = entry.get("expect_body")
-        if body is not None and (not isinstance(body, str) or not body):
-            raise ConfigError(f"{at}: expect_body must be a non-empty string", "It is matched as a substring")
-        expect_json = entry.get("expect_json")
-        if expect_json is not None and not isinstance(expect_json, Mapping):
-            raise ConfigError(f"{at}: expect_json must be a table", 'e.g. expect_json = { status = "ok" }')
-        name = entry.get("name", f"GET {path}")
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigError(f"{at}: name must be a non-empty string", "Name the check")
-        if name == VERSION_CHECK:
-            raise ConfigError(f"{at}: the name {name!r} is the built-in version check's", "Choose another")
-        if any(c.name == name for c in checks):
-            raise ConfigError(f"{at}: a second check named {name!r}", "Give each check a distinct name")
-        checks.append(
-            Check(
-                name=name,
-                path=path,
-                expect_status=status,
-                expect_body=body,
-                expect_json=dict(expect_json) if expect_json is not None else None,
+    for i, entry in enumerate(entries):
+        values = schema.set_fields(schema.check_section(CONFIG_FILE, (*at, i), entry, schema.CheckTable))
+        check = Check(**{"name": f"GET {values.get('path', '/')}", **values})
+        place = f"{CONFIG_FILE}: {where} #{i + 1}"
+        if check.name == VERSION_CHECK:
+            raise ConfigError(
+                f"{place}: the name {check.name!r} is the built-in version check's", "Choose another"
             )
-        )
+        if any(c.name == check.name for c in checks):
+            raise ConfigError(
+                f"{place}: a second check named {check.name!r}", "Give each check a distinct name"
+            )
+        checks.append(check)
     return tuple(checks)
 
 
-def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:
-    value = data.get(name, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"{CONFIG_FILE}: [{name}] must be a table", "Fix the file and try again")
-    return value
+def _environments(raw: Mapping[str, Any], overrides: configschema.Overrides) -> dict[str, Environment]:
+    from . import configschema as schema
+
+    envs: dict[str, Environment] = {}
+    for name, table in raw.items():
+        schema.check_name(CONFIG_FILE, ("environments",), name, schema.EnvName)
+        at = ("environments", name)
+        values = schema.set_fields(schema.check_section(CONFIG_FILE, at, table, schema.EnvironmentTable))
+        values = {"overlay": f"overlays/{name}", **values}
+        values["smoke"] = checks_from_config(values.get("smoke", []), where=f"environments.{name}.smoke")
+        # The sandbox has one GCP project and location for all its clusters; so may a team's test setup.
+        if overrides.PIPELINE_GKE_PROJECT is not schema.UNSET:
+            values["gke_project"] = overrides.PIPELINE_GKE_PROJECT
+        if overrides.PIPELINE_GKE_LOCATION is not schema.UNSET:
+            values["gke_location"] = overrides.PIPELINE_GKE_LOCATION
+        envs[name] = Environment(name=name, **values)
+    return envs
 
 
-def _build(cls: type[Any], values: Mapping[str, Any], where: str, **extra: Any) -> Any:
-    try:
-        return cls(**values, **extra)
-    except TypeError as e:
-        raise ConfigError(f"{CONFIG_FILE}: bad key in [{where}] ({e})", "Check the key names") from None
+def _secret(values: dict[str, Any]) -> SecretSettings:
+    from . import configschema as schema
+
+    if "keys" in values:
+        for key, variable in values["keys"].items():
+            schema.check_name(CONFIG_FILE, ("secret", "keys"), key, schema.SecretKey)
+            schema.check_section(CONFIG_FILE, ("secret", "keys", key), variable, schema.EnvVar)
+        values["keys"] = dict(values["keys"])
+    return SecretSettings(**values)
+
+
+def _ca_bundle(path: str, source: str) -> str:
+    # Read by the smoke stage, after the bump: a bundle that cannot be read must stop the release now.
+    if path and not (Path(path).is_file() and os.access(path, os.R_OK)):
+        raise ConfigError(
+            f"{source} {path!r} is not a readable file", "Point it at the Ingress CA's PEM file, or unset it"
+        )
+    return path
 
 
 def _origin_url(root: Path) -> str:
@@ -225,7 +237,12 @@ def _origin_url(root: Path) -> str:
 
 
 def load(root: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Read ``pipeline.toml`` under ``root`` (default: ``PIPELINE_ROOT`` or the cwd) plus the environment."""
+    """Read ``pipeline.toml`` under ``root`` (default: ``PIPELINE_ROOT`` or the cwd) plus the environment.
+
+    Every value is checked (``configschema``) before anything else runs: a mistake is one ConfigError line.
+    """
+    from . import configschema as schema
+
     env = os.environ if environ is None else environ
     root = Path(root or env.get("PIPELINE_ROOT") or Path.cwd()).resolve()
     path = root / CONFIG_FILE
@@ -233,57 +250,46 @@ def load(root: Path | None = None, environ: Mapping[str, str] | None = None) -> 
         data = tomllib.loads(path.read_text()) if path.exists() else {}
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})", "Fix the syntax and try again") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot be read ({e.__class__.__name__})", "Check the file") from None
+    overrides = schema.check_environ(env)
+    file = schema.check_section(CONFIG_FILE, (), data, schema.FileTable)
 
-    image_values = _section(data, "image")
+    image_values = schema.set_fields(file.image)
     if "prebuild" in image_values:
         image_values["prebuild"] = tuple(image_values["prebuild"])
-    image: ImageSettings = _build(ImageSettings, image_values, "image")
-    if env.get("PIPELINE_IMAGE_REPOSITORY"):
-        image = replace(image, repository=env["PIPELINE_IMAGE_REPOSITORY"])
-
-    reg_values = _section(data, "registry")
-    registry: RegistrySettings = _build(
-        RegistrySettings,
-        {**reg_values, "host": env.get("PIPELINE_REGISTRY") or reg_values.get("host", "docker.io")},
-        "registry",
-        username=env.get("DOCKERHUB_USERNAME") or None,
-        token=env.get("DOCKERHUB_TOKEN") or None,
+    if overrides.PIPELINE_IMAGE_REPOSITORY is not schema.UNSET:
+        image_values["repository"] = overrides.PIPELINE_IMAGE_REPOSITORY
+    registry_values = schema.set_fields(file.registry)
+    if overrides.PIPELINE_REGISTRY is not schema.UNSET:
+        registry_values["host"] = overrides.PIPELINE_REGISTRY
+    registry = RegistrySettings(
+        **registry_values,
+        username=overrides.DOCKERHUB_USERNAME or None,
+        token=overrides.DOCKERHUB_TOKEN or None,
     )
-
-    git_values = _section(data, "gitops")
-    gitops: GitOpsSettings = _build(GitOpsSettings, git_values, "gitops")
-    remote = env.get("PIPELINE_GITOPS_REMOTE") or gitops.remote or _origin_url(root)
-    gitops = replace(gitops, remote=remote)
-
-    envs: dict[str, Environment] = {}
-    for name, values in _section(data, "environments").items():
-        if not isinstance(values, dict):
-            raise ConfigError(f"{CONFIG_FILE}: [environments.{name}] must be a table", "Fix the file")
-        values = {"overlay": f"overlays/{name}", **values}
-        values["smoke"] = checks_from_config(values.get("smoke", []), where=f"environments.{name}.smoke")
-        # The sandbox has one GCP project and location for all its clusters; so may a team's test setup.
-        for key in ("gke_project", "gke_location"):
-            if env.get(f"PIPELINE_{key.upper()}"):
-                values[key] = env[f"PIPELINE_{key.upper()}"]
-        envs[name] = _build(Environment, values, f"environments.{name}", name=name)
-
-    secret_values = _section(data, "secret")
-    secret: SecretSettings = _build(SecretSettings, secret_values, "secret")
-    release_values = _section(data, "release")
-    release: ReleaseSettings = _build(ReleaseSettings, release_values, "release")
+    gitops = GitOpsSettings(**schema.set_fields(file.gitops))
+    remote = overrides.PIPELINE_GITOPS_REMOTE or gitops.remote or _origin_url(root)
+    release = ReleaseSettings(**schema.set_fields(file.release))
+    source = "[release] ingress_ca_bundle"
+    if overrides.PIPELINE_INGRESS_CA_BUNDLE:
+        release = replace(release, ingress_ca_bundle=overrides.PIPELINE_INGRESS_CA_BUNDLE)
+        source = "PIPELINE_INGRESS_CA_BUNDLE"
+    _ca_bundle(release.ingress_ca_bundle, source)
     release = replace(
         release,
-        gke_endpoint=env.get("PIPELINE_GKE_ENDPOINT") or release.gke_endpoint,
-        ingress_ca_bundle=env.get("PIPELINE_INGRESS_CA_BUNDLE") or release.ingress_ca_bundle,
-        ingress_port=int(env.get("PIPELINE_INGRESS_PORT") or release.ingress_port),
+        gke_endpoint=overrides.PIPELINE_GKE_ENDPOINT or release.gke_endpoint,
+        ingress_port=overrides.PIPELINE_INGRESS_PORT or release.ingress_port,
     )
     return Settings(
         root=root,
-        image=image,
+        image=ImageSettings(**image_values),
         registry=registry,
-        gitops=gitops,
-        environments=envs,
-        secret=secret,
+        gitops=replace(gitops, remote=remote),
+        environments=_environments(file.environments or {}, overrides),
+        secret=_secret(schema.set_fields(file.secret)),
         release=release,
-        database=database_settings(_section(data, "database"), env),
+        database=database_settings(
+            schema.set_fields(file.database), overrides.PIPELINE_STORAGE_ENDPOINT or ""
+        ),
     )

@@ -1,18 +1,17 @@
 """The database's settings (``[database]`` in ``pipeline.toml``): where backups go, how many are kept, and
 which workload and migrations the release guards.
 
-Read by ``config.load`` into :attr:`~pipeline.config.Settings.database`; ``PIPELINE_STORAGE_ENDPOINT``
-overrides the Cloud Storage endpoint (the sandbox's emulator), as ``PIPELINE_GKE_ENDPOINT`` does for the
-Container API. Task options (``--allow-major-upgrade``) are applied with :func:`dataclasses.replace`.
+Checked by ``configschema`` (``DatabaseTable``), read by ``config.load`` into
+:attr:`~pipeline.config.Settings.database`; ``PIPELINE_STORAGE_ENDPOINT`` overrides the Cloud Storage
+endpoint (the sandbox's emulator), as ``PIPELINE_GKE_ENDPOINT`` does for the Container API.
+Task options (``--allow-major-upgrade``) are applied with :func:`dataclasses.replace`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
-
-from .errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -41,17 +40,7 @@ class DatabaseSettings:
         return self.bucket.replace("{env}", env)
 
 
-def database_settings(values: Mapping[str, Any], env: Mapping[str, str]) -> DatabaseSettings:
-    known = {f.name for f in fields(DatabaseSettings)} - {"allow_major_upgrade"}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(
-            f"pipeline.toml: unknown key {unknown[0]!r} in [database]",
-            f"Use only: {', '.join(sorted(known))}",
-        )
+def database_settings(values: Mapping[str, Any], storage_endpoint: str = "") -> DatabaseSettings:
+    """From the checked ``[database]`` table (``configschema``) and ``PIPELINE_STORAGE_ENDPOINT``."""
     settings = DatabaseSettings(**values)
-    if not isinstance(settings.keep, int) or settings.keep < 1:
-        raise ConfigError(f"pipeline.toml: [database] keep = {settings.keep!r}", "Keep at least 1 backup")
-    return replace(
-        settings, storage_endpoint=env.get("PIPELINE_STORAGE_ENDPOINT") or settings.storage_endpoint
-    )
+    return replace(settings, storage_endpoint=storage_endpoint or settings.storage_endpoint)

@@ -116,6 +116,22 @@ class ReleaseRefused(PipelineError):
     """A release that pre-flight will not start (a digest that already failed, nothing to promote)."""
 
 
+class LeaseHeld(PipelineError):
+    """Another release, promote or rollback holds the environment's Lease (and did not let go in time)."""
+
+
+class LeaseLost(PipelineError):
+    """Our Lease expired and another operation took it over: stop without writing anything more."""
+
+
+class Interrupted(PipelineError):
+    """SIGTERM or Ctrl-C arrived; raised at the next safe point (between stages, in the waits)."""
+
+    def __init__(self, signal_name: str, what: str = "", hint: str = "") -> None:
+        self.signal_name = signal_name
+        super().__init__(what or f"interrupted by {signal_name}", hint)
+
+
 # Cluster access, the Kubernetes API and rollouts
 
 

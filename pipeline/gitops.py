@@ -303,6 +303,14 @@ def _append_note(settings: Settings, repo: git.Repo, commit: str, text: str) -> 
         ) from None
 
 
+def last_commit(settings: Settings, path: str) -> str:
+    """The newest commit on the remote branch that touched ``path`` (the tip if none did)."""
+    directory = _clone_dir(settings)
+    with _locked(directory), closing(_sync(settings, directory)) as repo:
+        found = repo.git.log("-1", "--format=%H", "--", path).strip()
+        return found or str(repo.head.commit.hexsha)
+
+
 @dataclass(frozen=True)
 class Noted:
     commit: str

@@ -30,6 +30,7 @@ import threading
 from typing import TYPE_CHECKING, cast
 
 from .access import ADC_HINT, Access, ClusterAccess, KubeContext, StaticToken, TokenSource
+from .base import first_line
 from .config import Environment, Settings
 from .errors import ClusterNotFound, GkeError, GkeUnreachable, GoogleAuthError
 
@@ -119,9 +120,10 @@ class GoogleToken:
                 f"refreshing the Google access token for {self._describe}: the token endpoint did not answer",
                 "Check the network and try again",
             ) from e
-        except auth_exceptions.RefreshError as e:
+        except auth_exceptions.GoogleAuthError as e:  # refused, revoked, malformed, an OAuth error
             raise GoogleAuthError(
-                f"refreshing the Google access token for {self._describe}: the credentials were refused",
+                f"refreshing the Google access token for {self._describe}: the credentials from "
+                f"{_adc_file()} were refused ({_reason(e)})",
                 ADC_HINT,
             ) from e
         self._forced = False
@@ -197,6 +199,20 @@ def cluster_access(
     return _access_to(found, describe, tokens)
 
 
+def _adc_file() -> str:
+    """Where Application Default Credentials come from, for messages (google-auth's own search order)."""
+    explicit = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS")
+    if explicit:
+        return f"{explicit} (GOOGLE_APPLICATION_CREDENTIALS)"
+    return "~/.config/gcloud/application_default_credentials.json"
+
+
+def _reason(e: BaseException) -> str:
+    """google-auth's own first line (an OAuth error code, a missing field): never a token."""
+    text = str(e.args[0]) if e.args else type(e).__name__
+    return first_line(text, 160).rstrip(".")
+
+
 def _default_credentials(describe: str) -> Credentials:
     import google.auth
     from google.auth import exceptions as auth_exceptions
@@ -204,8 +220,16 @@ def _default_credentials(describe: str) -> Credentials:
     try:
         credentials, _project = google.auth.default(scopes=list(SCOPES))
     except auth_exceptions.DefaultCredentialsError as e:
+        if os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"):
+            raise GoogleAuthError(
+                f"authenticating to {describe}: the credentials file {_adc_file()} cannot be used "
+                f"({_reason(e)})",
+                "Point GOOGLE_APPLICATION_CREDENTIALS at a valid credentials file, or unset it",
+            ) from e
         raise GoogleAuthError(
-            f"authenticating to {describe}: no Application Default Credentials found", ADC_HINT
+            f"authenticating to {describe}: no Application Default Credentials found "
+            f"(GOOGLE_APPLICATION_CREDENTIALS is unset, and no {_adc_file()})",
+            ADC_HINT,
         ) from e
     return credentials
 
@@ -249,10 +273,8 @@ def _get_cluster(credentials: Credentials, name: str, describe: str, api_endpoin
     try:
         return client.get_cluster(name=name, retry=retry, timeout=LOOKUP_TIMEOUT_SECONDS)
     except (
-        api_exceptions.GoogleAPICallError,
-        api_exceptions.RetryError,
-        auth_exceptions.RefreshError,
-        auth_exceptions.TransportError,
+        api_exceptions.GoogleAPIError,
+        auth_exceptions.GoogleAuthError,  # refused or malformed credentials, OAuth errors, timeouts
         OSError,  # requests' ConnectionError and friends: nothing listens there
     ) as e:
         raise _lookup_error(e, describe, where) from e
@@ -271,8 +293,12 @@ def _lookup_error(e: Exception, describe: str, where: str) -> GkeError:
             "Check gke_project, gke_location (zone or region) and gke_cluster in pipeline.toml, "
             "and that the credentials' project can see it",
         )
-    if isinstance(e, api_exceptions.Unauthenticated | auth_exceptions.RefreshError):
-        return GoogleAuthError(f"looking up {describe}: the credentials were refused", ADC_HINT)
+    if isinstance(
+        e, api_exceptions.Unauthenticated | auth_exceptions.RefreshError | auth_exceptions.OAuthError
+    ):
+        return GoogleAuthError(
+            f"looking up {describe}: the credentials from {_adc_file()} were refused ({_reason(e)})", ADC_HINT
+        )
     if isinstance(e, api_exceptions.PermissionDenied):
         return GoogleAuthError(
             f"looking up {describe}: permission denied (container.clusters.get)",
@@ -281,7 +307,7 @@ def _lookup_error(e: Exception, describe: str, where: str) -> GkeError:
         )
     if isinstance(e, auth_exceptions.TransportError):
         return GkeUnreachable(
-            f"looking up {describe}: Google's token endpoint did not answer",
+            f"looking up {describe}: Google's token endpoint did not answer (credentials from {_adc_file()})",
             "Check the network and try again",
         )
     transient = api_exceptions.RetryError | api_exceptions.ServerError | api_exceptions.DeadlineExceeded
@@ -292,6 +318,11 @@ def _lookup_error(e: Exception, describe: str, where: str) -> GkeError:
         )
     if isinstance(e, api_exceptions.GoogleAPICallError):
         return GkeError(f"looking up {describe}: {e.message}", "Check the cluster settings")
+    if isinstance(e, auth_exceptions.GoogleAuthError | api_exceptions.GoogleAPIError):
+        return GoogleAuthError(
+            f"looking up {describe}: the credentials from {_adc_file()} cannot be used ({_reason(e)})",
+            ADC_HINT,
+        )
     return GkeUnreachable(
         f"looking up {describe}: cannot connect to the Container API at {where} ({type(e).__name__})",
         "Check the network, or PIPELINE_GKE_ENDPOINT if it is set",

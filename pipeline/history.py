@@ -5,6 +5,13 @@ who released which digest from which source commit, who approved it, how it ende
 took. Notes keep the trail in git without adding commits to ``main`` (so they cannot start CI), and they
 travel with the remote. ``release.py`` writes records and reads them back to refuse a digest that already
 failed and to find what to promote or roll back to; ``gitops.py`` does the git work.
+
+An operation is written twice under one ``id``: ``started`` before its first change (on the last overlay
+commit, since the bump does not exist yet), and its outcome at the end (on the commit it deployed).
+:func:`read` shows each operation once, its outcome replacing the ``started`` line; one that never ended
+(killed) stays ``started`` until the next operation on the environment, which holds the Lease and so knows
+that nothing else runs, closes it as ``interrupted`` (:func:`close_interrupted`). Only ``succeeded`` makes
+a digest good (promotable, a rollback target, "nothing to do"); ``started`` and ``interrupted`` never do.
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ from typing import Any, Literal
 from . import gitops
 from .config import Settings
 
-Result = Literal["succeeded", "unchanged", "rolled-back", "failed"]
+Result = Literal["succeeded", "unchanged", "rolled-back", "failed", "started", "interrupted"]
+# Outcomes that say something about the digest itself (a kill or a no-op says nothing).
+DECISIVE = frozenset({"succeeded", "rolled-back", "failed"})
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,8 @@ class Record:
     approved_by: str | None = None
     reason: str = ""
     stages: Mapping[str, float] = field(default_factory=dict)
+    # Shared by an operation's ``started`` record and its outcome; empty in records older than that.
+    id: str = ""
     # Filled when read back: the overlay commit the note hangs on.
     commit: str = ""
 
@@ -56,7 +67,7 @@ def record(settings: Settings, commit: str, entry: Record) -> None:
 
 
 def read(settings: Settings, env: str, limit: int = 50) -> list[Record]:
-    """The environment's records, newest first."""
+    """The environment's records, newest first: one per operation (its outcome, or ``started``)."""
     overlay = settings.environment(env).overlay
     records: list[Record] = []
     for noted in gitops.noted_log(settings, overlay, limit):
@@ -64,16 +75,54 @@ def read(settings: Settings, env: str, limit: int = 50) -> list[Record]:
             entry = Record.from_json(line, noted.commit)
             if entry is not None and entry.env == env:
                 records.append(entry)
-    return sorted(records, key=lambda r: r.at, reverse=True)
+    return merged(records)
+
+
+def merged(records: list[Record]) -> list[Record]:
+    """One record per operation, newest first: an outcome replaces the ``started`` record of its id."""
+    ended = {r.id for r in records if r.id and r.result != "started"}
+    kept = [r for r in records if r.result != "started" or r.id not in ended]
+    return sorted(kept, key=lambda r: r.at, reverse=True)
+
+
+def start(settings: Settings, entry: Record) -> None:
+    """Record ``entry`` (result ``started``) before the operation changes anything."""
+    overlay = settings.environment(entry.env).overlay
+    record(settings, gitops.last_commit(settings, overlay), entry)
+
+
+def dangling(records: list[Record]) -> list[Record]:
+    """Operations that started and never recorded an outcome (as :func:`read` returns them)."""
+    return [r for r in records if r.result == "started"]
+
+
+def close_interrupted(settings: Settings, records: list[Record], by: str) -> list[Record]:
+    """Mark each dangling operation ``interrupted``: call only while holding the environment's Lease."""
+    import dataclasses
+
+    closed = []
+    for entry in dangling(records):
+        done = dataclasses.replace(
+            entry, result="interrupted", reason=f"never finished (found by {by})", commit=""
+        )
+        record(settings, entry.commit, done)
+        closed.append(dataclasses.replace(done, commit=entry.commit))
+    return closed
 
 
 def failed_digests(records: list[Record]) -> set[str]:
     """Digests whose latest release failed: they are not released again unless forced."""
     latest: dict[str, Record] = {}
     for entry in records:  # newest first
-        if entry.digest and entry.digest not in latest and entry.result != "unchanged":
+        if entry.digest and entry.digest not in latest and entry.result in DECISIVE:
             latest[entry.digest] = entry
     return {d for d, r in latest.items() if r.result in ("failed", "rolled-back")}
+
+
+def verified(records: list[Record], digest: str | None) -> bool:
+    """Whether ``digest``'s newest decisive record here is a success: what "nothing to do" requires."""
+    latest = next((r for r in records if r.digest == digest and r.result in DECISIVE), None)
+    return bool(digest) and latest is not None and latest.result == "succeeded"
 
 
 def passed(records: list[Record], digest: str) -> Record | None:

@@ -17,6 +17,12 @@ from .errors import ConfigError
 # Docker's own grammar for a tag (distribution/reference).
 TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+# distribution/reference's name: an optional registry host[:port], then lower-case path components.
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_HOST = (
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]+)?"
+)
+REPOSITORY = re.compile(rf"(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*")
 # The tags this pipeline builds: sha-<7 to 40 hex digits of the source commit>, -dirty when uncommitted.
 SOURCE_TAG = re.compile(r"sha-([0-9a-f]{7,40})(-dirty)?")
 
@@ -53,6 +59,16 @@ def check_tag(tag: str) -> str:
     return tag
 
 
+def check_repository(repository: str, given: str = "") -> str:
+    """``repository`` (registry host included) in Docker's grammar; ``given`` is what the user wrote."""
+    if len(repository) > 255 or not REPOSITORY.fullmatch(repository):
+        raise ConfigError(
+            f"{(given or repository)[:100]!r} does not name a valid image repository",
+            "Give it as [registry[:port]/]namespace/name:tag, the name in lower case",
+        )
+    return repository
+
+
 def check_digest(digest: str) -> str:
     if not DIGEST.fullmatch(digest):
         raise ConfigError(f"{digest!r} is not an image digest", "Give it as sha256:<64 hex digits>")
@@ -84,5 +100,6 @@ def parse(ref: str, *, default_repository: str, registry_host: str) -> Image:
     # "team/backend" is Docker Hub shorthand; a first part with a dot or a port is a registry host.
     if "/" in repository and "." not in first and ":" not in first:
         repository = f"{registry_host}/{repository}"
+    check_repository(repository, f"--image {ref}")
     check_tag(tag)
     return Image(repository, tag, check_digest(digest) if digest else None)

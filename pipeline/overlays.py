@@ -75,11 +75,16 @@ def _images(doc: Any, where: Path) -> CommentedSeq | None:
     return images
 
 
-def _entry(images: CommentedSeq | None, name: str) -> CommentedMap | None:
-    for item in images or ():
-        if isinstance(item, CommentedMap) and item.get("name") == name:
-            return item
-    return None
+def _entry(images: CommentedSeq | None, name: str, where: Path) -> CommentedMap | None:
+    found = [item for item in images or () if isinstance(item, CommentedMap) and item.get("name") == name]
+    if len(found) > 1:
+        # kustomize applies one of them and keeps the other: a bump would edit one and leave a stale pin.
+        lines = " and ".join(str(item.lc.line + 1) for item in found[:2])
+        raise OverlayError(
+            f"{where}: two `images:` entries for {name} (lines {lines})",
+            "Keep one entry and delete the other",
+        )
+    return found[0] if found else None
 
 
 def read_pin(path: Path, name: str) -> Pin | None:
@@ -93,6 +98,7 @@ def read_pin(path: Path, name: str) -> Pin | None:
             path,
         ),
         name,
+        path,
     )
     if entry is None or "newTag" not in entry:
         return None
@@ -172,7 +178,7 @@ def _append_entry(text: str, doc: Any, pin: Pin) -> str:
 def render_pin(text: str, where: Path, pin: Pin) -> str:
     """``text`` with ``pin`` applied; unchanged text when the pin is already there."""
     doc = _parse(text, where)
-    entry = _entry(_images(doc, where), pin.name)
+    entry = _entry(_images(doc, where), pin.name, where)
     if entry is None:
         return _append_entry(text, doc, pin)
     lines = text.splitlines(keepends=True)
@@ -205,7 +211,7 @@ def pin(path: Path, new: Pin, relative_to: Path) -> Bump | None:
     if old == new:
         return None
     result = render_pin(text, path, new)
-    check = _entry(_images(_parse(result, path), path), new.name)
+    check = _entry(_images(_parse(result, path), path), new.name, path)
     got = (
         None
         if check is None

@@ -2,34 +2,44 @@
 
 Each public function is what one task runs (``build``, ``bump``, ``release``, ``promote``, ``rollback``,
 ``plan``). The stages do the work: ``build`` (image), ``preflight`` (render, validate, digest),
-``gitops``/``overlays`` (the pin), ``apply``, ``rollout``, ``smoke`` and ``history`` (the record);
-``report`` holds what a command returns. Checks that need no side effect (approval, tag syntax, the
-overlay's existence) run before anything is written, so a refused command leaves nothing half-done; after
-the bump, a failed stage rolls back on its own.
+``gitops``/``overlays`` (the pin), ``verify`` (apply, rollout, smoke), ``revert`` (the rollback) and
+``operation``/``history`` (the record); ``report`` holds what a command returns. Checks that need no side
+effect (approval, tag syntax, the overlay's existence) run before anything is written, so a refused
+command leaves nothing half-done; after the bump, a failed stage rolls back on its own.
+
+Release, promote, rollback and repair run one at a time per environment: each holds the environment's
+Lease (``lease``) and checks it before every write, and notes SIGTERM/Ctrl-C (``interrupt``) to stop at
+the next safe point, rolling back what it had changed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
-import os
-from collections.abc import Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
-from . import dbrelease, gitops, gke, history, images, overlays, pin, preflight
+from . import (
+    dbrelease,
+    gitops,
+    gke,
+    history,
+    images,
+    interrupt,
+    lease,
+    operation,
+    overlays,
+    pin,
+    preflight,
+    revert,
+    verify,
+)
 from .apply import ApplyResult
 from .approval import require_approval
 from .base import Progress, first_line, quiet
 from .compare import ObjectDiff
 from .config import Environment, Settings
-from .errors import (
-    ConfigError,
-    PipelineError,
-    ReleaseRefused,
-    SourceError,
-    StageFailed,
-)
+from .errors import ConfigError, Interrupted, PipelineError, ReleaseRefused, SourceError, StageFailed
 from .images import Image
 from .report import ReleaseReport, StageResult, Timeline
 
@@ -76,7 +86,7 @@ def bump(
     digest: str | None = None,
     approved_by: str | None = None,
 ) -> pin.BumpResult:
-    """Pin ``tag`` (and ``digest``) in the environment's overlay on the GitOps remote."""
+    """Pin ``tag`` with its registry digest (``digest``, when given, must be it) on the GitOps remote."""
     env = settings.environment(env_name)
     approver = require_approval(env, approved_by)
     images.check_tag(tag)
@@ -84,106 +94,33 @@ def bump(
         images.check_digest(digest)
     if not settings.gitops.remote:
         raise ConfigError("no GitOps remote configured", "Set PIPELINE_GITOPS_REMOTE or [gitops] remote")
-    new = overlays.Pin(settings.image.kustomize_name, settings.image_repository, tag, digest)
+    # Pinned with the registry's digest: a tag the registry lacks would deploy nothing, and a pin without
+    # its digest would drop the one the overlay had. A --digest that is not the tag's is refused.
+    image = preflight.resolve(settings, Image(settings.image_repository, tag, digest))
+    new = overlays.Pin(settings.image.kustomize_name, image.repository, image.tag, image.digest)
     return pin.publish(settings, env, new, pin.source_commit(settings, tag), approver)
 
 
-Kind = Literal["release", "promote", "rollback", "repair"]
+Kind = operation.Kind
 
 
-@dataclass(frozen=True)
-class _Verified:
-    urls: tuple[str, ...]
-    warnings: tuple[str, ...]
-    rollout: Mapping[str, Any]
-
-
-def _verify(
-    settings: Settings,
-    env: Environment,
-    kube: Kube,
-    prepared: preflight.Prepared,
-    tl: Timeline,
-    suffix: str = "",
-    db: dbrelease.Guard | None = None,
-) -> _Verified:
-    """Apply, wait for the rollout, smoke-test; raise StageFailed naming the stage that failed."""
-    from . import apply, rollout, smoke
-    from .smoke import targets as smoke_targets
-
-    with tl.stage(f"apply{suffix}") as detail:
-        try:
-            applied = apply.apply_environment(
-                settings, env, kube, prepared.objects, dry_run=False, progress=tl.progress
-            )
-        except PipelineError as e:
-            raise StageFailed("apply", str(e)) from e
-        detail.append(applied.summary())
-    if db is not None:
-        db.after_apply(tl)  # a first release's migrations: there was no database before the apply
-    with tl.stage(f"rollout{suffix}") as detail:
-        try:
-            result = rollout.wait(
-                kube, applied.workloads, timeout=settings.release.rollout_timeout, on_progress=tl.progress
-            )
-        except PipelineError as e:
-            # The cluster stopped answering mid-rollout: what runs is unknown, so put the previous back.
-            raise StageFailed("rollout", str(e)) from e
-        if not result.ok:
-            raise StageFailed("rollout", result.diagnosis or result.summary)
-        detail.append(result.summary or f"{len(result.workloads)} workload(s) ready")
-    with tl.stage(f"smoke{suffix}") as detail:
-        try:
-            targets = smoke_targets.from_cluster(settings, kube, prepared.objects)
-        except PipelineError as e:
-            raise StageFailed("smoke", str(e)) from e
-        if not targets:
-            raise StageFailed("smoke", "no NodePort Service or Ingress with an address to test")
-        outcome = smoke.run(
-            targets,
-            env.smoke,
-            expected_commit=images.commit_of_tag(prepared.pin.tag),
-            deadline_seconds=settings.release.smoke_deadline,
-            progress=tl.progress,
-        )
-        if not outcome.passed:
-            raise StageFailed("smoke", outcome.reason())
-        detail.append(f"{len(outcome.outcomes)} checks passed")
-    return _Verified(tuple(t.label for t in targets), tuple(outcome.warnings), result.to_dict())
-
-
-def _actor() -> str:
-    import getpass
-
-    return os.environ.get("GITHUB_ACTOR") or getpass.getuser()
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-def _record(
-    settings: Settings,
-    commit: str,
-    env: Environment,
-    kind: Kind,
-    result: history.Result,
-    image: Image,
-    source_commit: str,
-    approver: str | None,
-    reason: str,
-    tl: Timeline,
-) -> None:
-    with tl.stage("record"):
-        entry = history.Record(
-            env.name, kind, result, image.ref, image.digest, source_commit, _actor(), _now(), approver,
-            reason, tl.seconds(),
-        )  # fmt: skip
-        history.record(settings, commit, entry)
+@contextlib.contextmanager
+def exclusive(
+    settings: Settings, env: Environment, kind: Kind, wait: float | None, progress: Progress
+) -> Iterator[verify.Guard]:
+    """The environment's Lease and SIGTERM/Ctrl-C handling, for one operation; yields the write guard."""
+    with interrupt.handled(), lease.held(settings, env, kind, wait=wait, progress=progress) as held:
+        yield held.check
 
 
 def _preflight(
-    settings: Settings, env: Environment, image: Image, force: bool, stack: contextlib.ExitStack, tl: Timeline
+    settings: Settings,
+    env: Environment,
+    image: Image,
+    force: bool,
+    records: list[history.Record],
+    stack: contextlib.ExitStack,
+    tl: Timeline,
 ) -> tuple[Image, preflight.Prepared, Kube, ApplyResult]:
     """Everything checked before the bump: digest, past failures, render+validate, cluster, dry run."""
     from . import apply, kube
@@ -192,7 +129,7 @@ def _preflight(
         image = preflight.resolve(settings, image)
         assert image.digest is not None
         if not force:
-            preflight.refuse_failed(history.read(settings, env.name), image, env)
+            preflight.refuse_failed(records, image, env)
         pin = overlays.Pin(settings.image.kustomize_name, image.repository, image.tag, image.digest)
         prepared = preflight.prepare(settings, env, pin)
         detail.append(f"{len(prepared.objects)} objects valid")
@@ -214,91 +151,61 @@ def deploy(
     progress: Progress = quiet,
     timeline: Timeline | None = None,
     record_on: str | None = None,
+    guard: verify.Guard = lambda: None,
 ) -> ReleaseReport:
     """Pre-flight, bump, apply, rollout, smoke, record; after the bump, a failure rolls back on its own.
 
-    Without a bump the record hangs on ``record_on`` (a repair: the overlay commit it put back), else on
-    the remote's tip.
+    Call it holding the environment's Lease (``guard`` checks it before each write). Without a bump the
+    record hangs on ``record_on`` (a repair: the overlay commit it put back), else on the remote's tip.
     """
     tl = timeline or Timeline(progress)
     env = settings.environment(env_name)
     approver = require_approval(env, approved_by)
     source_commit = pin.source_commit(settings, image.tag)
     with contextlib.ExitStack() as stack:
-        image, prepared, cluster, dry = _preflight(settings, env, image, force, stack, tl)
+        records = operation.records(settings, env, guard, tl)
+        image, prepared, cluster, dry = _preflight(settings, env, image, force, records, stack, tl)
         if not prepared.changes_git and not dry.changed:
-            for name in ("bump", "apply", "rollout", "smoke", "record"):
-                tl.skip(name, "nothing changed")
-            return ReleaseReport(env.name, kind, "unchanged", image, source_commit, tuple(tl.stages))
+            if verify.settled(records, image.digest):
+                for name in ("bump", "apply", "rollout", "smoke", "record"):
+                    tl.skip(name, "nothing changed")
+                return ReleaseReport(env.name, kind, "unchanged", image, source_commit, tuple(tl.stages))
+            tl.progress(f"{env.name} runs {image.ref}, but no release of it succeeded here: verifying it")
+        interrupt.check()  # nothing written yet: stop plainly
         # Before anything is written: refuse a PostgreSQL major upgrade, back up a risky release.
         db = dbrelease.guard(settings, env, cluster, prepared, dry, image.pinned)
         db.take_backup(tl)
+        run = operation.Run(settings, env, kind, image, source_commit, approver, tl, guard)
+        run.start()
         bump_commit: str | None = None
-        if prepared.changes_git:
-            with tl.stage("bump") as detail:
-                bumped = pin.publish(settings, env, prepared.pin, source_commit, approver)
-                bump_commit = bumped.commit
-                detail.append(f"commit {bump_commit[:12]}" if bump_commit else "already pinned")
-        else:
-            tl.skip("bump", "overlay already pins this image")
         try:
+            interrupt.check()
+            if prepared.changes_git:
+                guard()
+                with tl.stage("bump") as detail:
+                    bumped = pin.publish(settings, env, prepared.pin, source_commit, approver)
+                    bump_commit = bumped.commit
+                    detail.append(f"commit {bump_commit[:12]}" if bump_commit else "already pinned")
+            else:
+                tl.skip("bump", "overlay already pins this image")
             db.migrate(tl)
-            verified = _verify(settings, env, cluster, prepared, tl, db=db)
+            verified = verify.run(
+                settings, env, cluster, prepared.objects, prepared.pin.tag, tl, guard=guard,
+                after_apply=db.after_apply,
+            )  # fmt: skip
         except StageFailed as failure:
             tl.progress(f"{failure.stage} failed: rolling back")
             failure = db.recover(failure, tl)
-            return _roll_back(
-                settings, env, cluster, image, prepared, failure, kind, approver, source_commit, tl, record_on
+            return revert.after_failure(
+                run, cluster, prepared, records, failure.args[0], failure.reason, record_on
             )
+        except Interrupted as stop:
+            return revert.after_interrupt(run, cluster, prepared, records, stop, bump_commit, record_on)
         commit = bump_commit or record_on or preflight.tip(settings)
-        _record(settings, commit, env, kind, "succeeded", image, source_commit, approver, "", tl)
+        run.record(commit, "succeeded")
     return ReleaseReport(
         env.name, kind, "released", image, source_commit, tuple(tl.stages), bump_commit, "", verified.urls,
         verified.warnings, verified.rollout,
-    )  # fmt: skip
-
-
-def _roll_back(
-    settings: Settings,
-    env: Environment,
-    cluster: Kube,
-    image: Image,
-    prepared: preflight.Prepared,
-    failure: StageFailed,
-    kind: Kind,
-    approver: str | None,
-    source_commit: str,
-    tl: Timeline,
-    record_on: str | None = None,
-) -> ReleaseReport:
-    """Put the previous release back, in git and in the cluster, and verify it the same way."""
-    reason = first_line(failure.args[0])
-    result: history.Result = "failed"
-    record_commit: str | None = None
-    old = prepared.old
-    # Only a pin with a digest is a release that can be put back exactly; the overlays ship with a
-    # placeholder tag that was never built, which is "nothing to return to", not something to apply.
-    if prepared.changes_git and old is not None and old.digest:
-        try:
-            with tl.stage("revert") as detail:
-                reverted = pin.publish(
-                    settings, env, old, pin.source_commit(settings, old.tag), approver,
-                    message=pin.rollback_message(env.name, old, image, reason),
-                )  # fmt: skip
-                record_commit = reverted.commit
-                detail.append(f"commit {reverted.commit[:12]}" if reverted.commit else "already reverted")
-            restored = preflight.prepare(settings, env, old)
-            _verify(settings, env, cluster, restored, tl, suffix=" (previous)")
-            result = "rolled-back"
-        except PipelineError as e:
-            reason += f"; restoring {old.tag} failed too: {first_line(e)}"
-    elif prepared.changes_git:
-        reason += " (no previous release to return to)"
-    commit = record_commit or record_on or preflight.tip(settings)
-    _record(settings, commit, env, kind, result, image, source_commit, approver, reason, tl)
-    return ReleaseReport(
-        env.name, kind, result, image, source_commit, tuple(tl.stages), None, reason,
-        diagnosis=failure.reason,
     )  # fmt: skip
 
 
@@ -317,8 +224,12 @@ def release(
     approved_by: str | None = None,
     force: bool = False,
     progress: Progress = quiet,
+    wait: float | None = None,
 ) -> ReleaseReport:
-    """`invoke release`: build and push (unless an image is given), then deploy it to the environment."""
+    """`invoke release`: build and push (unless an image is given), then deploy it to the environment.
+
+    ``wait``: seconds to wait for another operation on the environment (None: ``[release] lock_wait``).
+    """
     env = settings.environment(env_name)
     require_approval(env, approved_by)
     tl = Timeline(progress)
@@ -328,8 +239,12 @@ def release(
             detail.append(built.skipped or "built and pushed")
         image = built.image
     else:
-        image = parse_image(settings, image_ref)
-    return deploy(settings, env_name, image, approved_by=approved_by, force=force, timeline=tl)
+        # An image the registry does not have is refused before the Lease: nothing in the cluster changes.
+        image = preflight.resolve(settings, parse_image(settings, image_ref))
+    with exclusive(settings, env, "release", wait, progress) as guard:
+        return deploy(
+            settings, env_name, image, approved_by=approved_by, force=force, timeline=tl, guard=guard
+        )
 
 
 def promote(
@@ -340,11 +255,27 @@ def promote(
     approved_by: str | None = None,
     expect_digest: str | None = None,
     progress: Progress = quiet,
+    wait: float | None = None,
 ) -> ReleaseReport:
     """`invoke promote`: the exact digest that passed ``from_env``, through the same stages."""
     env = settings.environment(env_name)
     source = settings.environment(from_env)
     approver = require_approval(env, approved_by)
+    if expect_digest is not None:
+        images.check_digest(expect_digest)
+    with exclusive(settings, env, "promote", wait, progress) as guard:
+        return _promote(settings, env, source, approver, expect_digest, progress, guard)
+
+
+def _promote(
+    settings: Settings,
+    env: Environment,
+    source: Environment,
+    approver: str | None,
+    expect_digest: str | None,
+    progress: Progress,
+    guard: verify.Guard,
+) -> ReleaseReport:
     records = history.read(settings, source.name)
     current = preflight.current_pin(settings, source)
     if current is None or current.digest is None:
@@ -360,7 +291,9 @@ def promote(
             "A newer release replaced it; approve the newer one",
         )
     image = Image(current.new_name, current.tag, current.digest)
-    return deploy(settings, env.name, image, kind="promote", approved_by=approver, progress=progress)
+    return deploy(
+        settings, env.name, image, kind="promote", approved_by=approver, progress=progress, guard=guard
+    )
 
 
 def rollback(
@@ -370,10 +303,19 @@ def rollback(
     to: str | None = None,
     approved_by: str | None = None,
     progress: Progress = quiet,
+    wait: float | None = None,
 ) -> ReleaseReport:
     """`invoke rollback`: back to the previous good release (or ``to``: a tag, digest or commit)."""
     env = settings.environment(env_name)
     approver = require_approval(env, approved_by)
+    # Knowable up front, so refused before the Lease and the cluster are touched; chosen again under the
+    # Lease, where history can no longer change under us.
+    _rollback_target(settings, env, to)
+    with exclusive(settings, env, "rollback", wait, progress) as guard:
+        return _rollback(settings, env, to, approver, progress, guard)
+
+
+def _rollback_target(settings: Settings, env: Environment, to: str | None) -> history.Record:
     records = history.read(settings, env.name)
     if to is None:
         current = preflight.current_pin(settings, env)
@@ -381,14 +323,27 @@ def rollback(
     else:
         target = history.matching(records, to)
     if target is None or target.digest is None:
-        what = f"a successful release matching {to!r}" if to else "an earlier successful release"
+        what = f"successful release matching {to!r}" if to else "earlier successful release"
         raise ReleaseRefused(f"{env.name} has no {what}", "See `invoke history --env " + env.name + "`")
+    return target
+
+
+def _rollback(
+    settings: Settings,
+    env: Environment,
+    to: str | None,
+    approver: str | None,
+    progress: Progress,
+    guard: verify.Guard,
+) -> ReleaseReport:
+    target = _rollback_target(settings, env, to)
     repository, _, tag = target.image.rpartition(":")
     image = Image(repository, tag, target.digest)
     # A known-good digest: even one that failed later (say, with a bad config) may be restored.
     return deploy(
-        settings, env.name, image, kind="rollback", approved_by=approver, force=True, progress=progress
-    )
+        settings, env.name, image, kind="rollback", approved_by=approver, force=True, progress=progress,
+        guard=guard,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -424,19 +379,21 @@ def repair(
     approved_by: str | None = None,
     progress: Progress = quiet,
     state: Declared | None = None,
+    wait: float | None = None,
 ) -> ReleaseReport:
     """Put back exactly what the last good release declared (``state``), through the verified deploy."""
     from . import drift as drift_stage
 
     env = settings.environment(env_name)
     approver = require_approval(env, approved_by)
-    state = state or drift_stage.declared(settings, env, history.read(settings, env.name))
-    image = drift_stage.repair_image(settings, env, state)
-    # A digest that failed later may still be the last good one: force, as a rollback does.
-    return deploy(
-        settings, env.name, image, kind="repair", approved_by=approver, force=True, progress=progress,
-        record_on=state.commit,
-    )  # fmt: skip
+    with exclusive(settings, env, "repair", wait, progress) as guard:
+        state = state or drift_stage.declared(settings, env, history.read(settings, env.name))
+        image = drift_stage.repair_image(settings, env, state)
+        # A digest that failed later may still be the last good one: force, as a rollback does.
+        return deploy(
+            settings, env.name, image, kind="repair", approved_by=approver, force=True, progress=progress,
+            record_on=state.commit, guard=guard,
+        )  # fmt: skip
 
 
 def drift(
@@ -446,6 +403,7 @@ def drift(
     repair_drift: bool = False,
     approved_by: str | None = None,
     progress: Progress = quiet,
+    wait: float | None = None,
 ) -> DriftReport:
     """`invoke drift`: the live objects against the last good release; with ``repair_drift``, put it back."""
     import dataclasses
@@ -466,7 +424,7 @@ def drift(
     if not repair_drift or not found.found:
         return found
     try:
-        repaired = repair(settings, env.name, approved_by=approver, progress=progress, state=state)
+        repaired = repair(settings, env.name, approved_by=approver, progress=progress, state=state, wait=wait)
     except PipelineError as e:
         # Still a report: the findings reach the job summary and the webhook, and the command exits 1.
         return dataclasses.replace(found, repair_error=first_line(e))

@@ -35,7 +35,8 @@ class StageResult:
 class ReleaseReport:
     env: str
     kind: str  # release, promote, rollback
-    # released, unchanged (nothing to do), rolled-back (failed, previous release restored), failed
+    # released, unchanged (nothing to do), rolled-back (failed, previous release restored), failed,
+    # interrupted (SIGTERM/Ctrl-C: stopped at a safe point, rolled back if it had changed anything)
     result: str
     image: Image | None
     source_commit: str
@@ -91,6 +92,7 @@ RESULT_WORDS = {
     "unchanged": "nothing to do",
     "rolled-back": "FAILED, previous release restored",
     "failed": "FAILED",
+    "interrupted": "INTERRUPTED",
 }
 
 

@@ -78,6 +78,23 @@ class Project:
     def remote_log(self) -> list[str]:
         return git("--git-dir", str(self.remote), "log", "--format=%s", "main").splitlines()
 
+    def push(self, *tags: str) -> dict[str, str]:
+        """Push the project's image under each tag (a label per tag, so each has its own digest); the
+        registry's digests. `bump` pins only what the registry has."""
+        import docker
+
+        repository = self.settings().image_repository
+        auth = {"username": self.env["DOCKERHUB_USERNAME"], "password": self.env["DOCKERHUB_TOKEN"]}
+        client = docker.from_env()
+        digests: dict[str, str] = {}
+        for tag in tags:
+            client.images.build(path=str(self.root / "app"), tag=f"{repository}:{tag}", labels={"tag": tag})
+            for line in client.images.push(repository, tag, auth_config=auth, stream=True, decode=True):
+                assert "error" not in line, line
+                digests[tag] = line.get("aux", {}).get("Digest", digests.get(tag, ""))
+            client.images.remove(f"{repository}:{tag}", force=True)
+        return digests
+
 
 @pytest.fixture
 def project(tmp_path: Path, sandbox_ready: dict[str, Any]) -> Project:

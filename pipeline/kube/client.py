@@ -138,6 +138,31 @@ class Kube:
             return None
         return result if isinstance(result, dict) else None
 
+    def create(self, obj: Obj) -> Obj:
+        """``POST`` a new object; :class:`~pipeline.errors.KubeConflict` (409) when the name is taken."""
+        return self._write("POST", obj, "creating", "create")
+
+    def replace(self, obj: Obj) -> Obj:
+        """``PUT`` the whole object. With ``metadata.resourceVersion`` set the server refuses (409,
+        :class:`~pipeline.errors.KubeConflict`) when the object changed since it was read: the optimistic
+        concurrency a Lease relies on."""
+        return self._write("PUT", obj, "updating", "update")
+
+    def _write(self, method: str, obj: Obj, doing: str, verb: str) -> Obj:
+        resource = self.resource(obj["apiVersion"], obj["kind"])
+        meta = obj.get("metadata") or {}
+        namespace = meta.get("namespace") if resource.namespaced else None
+        name = meta["name"] if method == "PUT" else None
+        result = self._session.request(
+            method,
+            resource.path(namespace, name),
+            doing=f"{doing} {ref(obj)} in {self.description}",
+            body=obj,
+            verb=verb,
+            resource=f"{resource.plural}{'.' + resource.group if resource.group else ''}",
+        )
+        return result if isinstance(result, dict) else {}
+
     def list_resource(
         self,
         resource: Resource,

@@ -14,9 +14,13 @@ Neighbours: ``kube.client`` (the typed calls), ``kube.discovery`` and ``kube.wat
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
+import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..access import Access, ClusterAccess, KubeContext
@@ -58,21 +62,57 @@ def _client_for_cluster(access: ClusterAccess) -> ApiClient:
     return client.ApiClient(configuration)
 
 
+@contextlib.contextmanager
+def _plugin_errors(where: str, access: KubeContext) -> Iterator[None]:
+    """The client's loader logs a failing exec credential plugin on the root logger and carries on
+    without credentials; keep that line off stderr and make it this load's one-line error instead."""
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    handler = Keep(logging.ERROR)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+    if lines:
+        raise KubeError(f"{where}: the credential plugin failed ({one_line(lines[0])})", access.auth_hint)
+
+
+def _kubeconfig_file(access: KubeContext) -> str:
+    return access.kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+
+
 def _client_from_kubeconfig(access: KubeContext) -> ApiClient:
+    import yaml
     from kubernetes import config as kube_config
 
+    where = f"loading {access.description} from {_kubeconfig_file(access)}"
+    hint = "Check KUBECONFIG and the context name (kubectl config get-contexts)"
     try:
-        new_client: Any = kube_config.new_client_from_config  # unannotated in the client
-        made: ApiClient = new_client(
-            config_file=access.kubeconfig, context=access.context, persist_config=False
-        )
+        with _plugin_errors(where, access):
+            new_client: Any = kube_config.new_client_from_config  # unannotated in the client
+            made: ApiClient = new_client(
+                config_file=access.kubeconfig, context=access.context, persist_config=False
+            )
     except kube_config.ConfigException as e:
-        raise KubeError(
-            f"loading {access.description}: {one_line(str(e))}",
-            "Check KUBECONFIG and the context name (kubectl config get-contexts)",
-        ) from e
+        raise KubeError(f"{where}: {one_line(str(e))}", hint) from e
     except FileNotFoundError as e:
-        raise KubeError(f"loading {access.description}: no kubeconfig file", "Set KUBECONFIG") from e
+        raise KubeError(f"{where}: no kubeconfig file", "Set KUBECONFIG") from e
+    except OSError as e:  # a directory, no permission
+        raise KubeError(f"{where}: cannot read it ({e.strerror or type(e).__name__})", hint) from e
+    except (yaml.YAMLError, ValueError, TypeError, AttributeError, KeyError) as e:
+        # The client's loader trusts the file's shape: YAML errors are ValueErrors, a string where a
+        # mapping belongs a TypeError. Either way the file is not a kubeconfig.
+        raise KubeError(f"{where}: not a valid kubeconfig ({type(e).__name__})", hint) from e
+    host = str(made.configuration.host or "")
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", host):
+        made.close()  # type: ignore[no-untyped-call]  # unannotated in the client
+        raise KubeError(f"{where}: the cluster's server {host!r} is not an https:// URL", hint)
     return made
 
 
@@ -105,12 +145,13 @@ class ApiSession:
 
             # Re-running the loader re-runs exec plugins even when they stated no expiry.
             load: Any = kube_config.load_kube_config  # unannotated in the client
-            load(
-                config_file=self.access.kubeconfig,
-                context=self.access.context,
-                client_configuration=self.api.configuration,
-                persist_config=False,
-            )
+            with _plugin_errors(f"reloading {self.access.description}", self.access):
+                load(
+                    config_file=self.access.kubeconfig,
+                    context=self.access.context,
+                    client_configuration=self.api.configuration,
+                    persist_config=False,
+                )
 
     def close(self) -> None:
         self.api.close()  # type: ignore[no-untyped-call]  # unannotated in the client

@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from .. import interrupt
 from ..access import Access
 from ..base import Obj, Progress, quiet
 from ..errors import PipelineError, RolloutError
@@ -188,6 +189,7 @@ class _Waiter:
         while any(t.outcome is None for t in self.trackers):
             if any(t.outcome is not None and t.outcome.status == "failed" for t in self.trackers):
                 break
+            interrupt.check()  # SIGTERM/Ctrl-C: stop waiting at this tick (the chain rolls back)
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
                 for t in self.trackers:

@@ -25,6 +25,7 @@ from typing import Any
 
 import tenacity
 
+from .. import interrupt
 from ..base import Progress, quiet
 from ..config import VERSION_CHECK, Check
 from ..errors import SmokeError
@@ -167,7 +168,10 @@ class _Run:
             retry=tenacity.retry_if_exception_type(_Failed),
             wait=lambda _: max(0.0, min(self.interval, self.remaining())),
             # Stop when the next wait would reach the deadline: one more attempt could not finish in time.
-            stop=lambda state: self.remaining() - (state.upcoming_sleep or 0.0) <= 0,
+            # A SIGTERM or Ctrl-C ends the retries too; the chain raises Interrupted after the run.
+            stop=lambda state: (
+                self.remaining() - (state.upcoming_sleep or 0.0) <= 0 or interrupt.requested() is not None
+            ),
             before_sleep=lambda state: log.debug(
                 "%s: %s: attempt %d: %s",
                 endpoint.target.label,

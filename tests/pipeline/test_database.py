@@ -25,9 +25,9 @@ def test_database_settings_defaults_overrides_and_mistakes(tmp_path: Path) -> No
     assert settings.database.keep == 3
     assert settings.database.storage_endpoint == "http://127.0.0.1:1"
     assert settings.database.bucket_for("prod") == "campus-prod-db-backups"
-    with pytest.raises(ConfigError, match="unknown key 'bucket_name'"):
+    with pytest.raises(ConfigError, match="bucket_name"):
         _settings(tmp_path, '[database]\nbucket_name = "x"\n')
-    with pytest.raises(ConfigError, match="keep = 0"):
+    with pytest.raises(ConfigError, match=r"database\.keep"):
         _settings(tmp_path, "[database]\nkeep = 0\n")
 
 

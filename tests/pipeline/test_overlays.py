@@ -70,3 +70,21 @@ def test_not_a_mapping(tmp_path: Path) -> None:
 def test_missing_overlay(tmp_path: Path) -> None:
     with pytest.raises(OverlayError, match=r"no kustomization\.yaml"):
         overlays.kustomization(tmp_path / "nope")
+
+
+def test_two_entries_for_the_backend_are_refused(tmp_path: Path) -> None:
+    # Measured on main: the first entry was edited and the stale second one kept.
+    path = tmp_path / "kustomization.yaml"
+    entry = "  - name: backend\n    newName: r/backend\n    newTag: sha-1111111\n"
+    path.write_text("images:\n" + entry + "  - name: other\n    newTag: x\n" + entry)
+    before = path.read_text()
+    for attempt in (
+        lambda: overlays.read_pin(path, "backend"),
+        lambda: overlays.pin(path, overlays.Pin("backend", "r/backend", "sha-2222222"), tmp_path),
+    ):
+        with pytest.raises(OverlayError) as info:
+            attempt()
+        assert str(info.value) == (
+            f"{path}: two `images:` entries for backend (lines 2 and 7). Keep one entry and delete the other."
+        )
+    assert path.read_text() == before

@@ -65,6 +65,7 @@ def test_bad_input_is_one_line_and_changes_nothing(project: Project) -> None:
 
 
 def test_bump_then_noop(project: Project) -> None:
+    project.push("sha-1a2b3c4")
     env = _project_env(project)
     first = invoke("bump", "--env", "staging", "--tag", "sha-1a2b3c4", env=env)
     assert first.returncode == 0, first.stderr

@@ -6,6 +6,7 @@ The real ``google-auth`` and ``google-cloud-container`` (REST transport) talk to
 from __future__ import annotations
 
 import datetime
+import json
 import threading
 import time
 from typing import Any
@@ -102,3 +103,45 @@ def test_token_refresh_is_serialised_across_threads(google_stub: GoogleStub) -> 
 def test_decode_ca_refuses_garbage() -> None:
     with pytest.raises(gke.GkeError, match="clusterCaCertificate"):
         gke._decode_ca("bm90IGEgY2VydA==", "GKE cluster p/l/c")
+
+
+def test_a_broken_credentials_file_is_named(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Measured on main: "no Application Default Credentials found", whichever file was wrong.
+    broken = tmp_path / "adc.json"
+    for content in (None, "not json", '{"type": "authorized_user"}'):
+        if content is not None:
+            broken.write_text(content)
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(broken))
+        with pytest.raises(gke.GoogleAuthError) as caught:
+            gke.cluster_access(PROJECT, LOCATION, CLUSTER, api_endpoint="http://127.0.0.1:9")
+        message = str(caught.value)
+        assert f"{broken} (GOOGLE_APPLICATION_CREDENTIALS) cannot be used" in message, message
+        assert "\n" not in message
+
+
+def test_an_oauth_error_from_federation_is_one_line(
+    google_stub: GoogleStub, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Workload Identity Federation (what CI uses): the token exchange answers invalid_grant. Measured on
+    # main: google.auth's OAuthError escaped as a traceback.
+    subject = tmp_path / "subject-token"
+    subject.write_text("not-a-jwt")
+    adc = tmp_path / "adc.json"
+    adc.write_text(
+        json.dumps(
+            {
+                "type": "external_account",
+                "audience": "//iam.googleapis.com/locations/global/workloadIdentityPools/p/providers/p",
+                "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+                "token_url": f"{google_stub.url}/token",
+                "credential_source": {"file": str(subject)},
+            }
+        )
+    )
+    google_stub.token_status = 400
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(adc))
+    with pytest.raises(gke.GoogleAuthError) as caught:
+        gke.cluster_access(PROJECT, LOCATION, CLUSTER, api_endpoint=google_stub.url)
+    message = str(caught.value)
+    assert f"the credentials from {adc} (GOOGLE_APPLICATION_CREDENTIALS) were refused" in message, message
+    assert "invalid_grant" in message and "\n" not in message and "not-a-jwt" not in message

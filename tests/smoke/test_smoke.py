@@ -304,16 +304,16 @@ def test_checks_from_config() -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ([{"path": "/", "expect_bdy": "x"}], "staging.smoke #1: unknown key 'expect_bdy'"),
-        ([{"path": "healthz"}], "path 'healthz' must start with /"),
-        ([{"expect_status": "200"}], "expect_status '200' is not an HTTP status"),
-        ([{"expect_status": 42}], "expect_status 42 is not an HTTP status"),
-        ([{"expect_body": 3}], "expect_body must be a non-empty string"),
-        ([{"expect_json": "ok"}], "expect_json must be a table"),
+        ([{"path": "/", "expect_bdy": "x"}], "smoke #1: expect_bdy. Did you mean expect_body?"),
+        ([{"path": "healthz"}], "smoke #1: path must be a URL path starting with /"),
+        ([{"expect_status": "200"}], "expect_status must be an HTTP status from 100 to 599, got '200'"),
+        ([{"expect_status": 42}], "expect_status must be an HTTP status from 100 to 599, got 42"),
+        ([{"expect_body": 3}], "expect_body must be a non-empty line of text, got 3"),
+        ([{"expect_json": "ok"}], "expect_json must be a table, got 'ok'"),
         ([{"path": "/"}, {"path": "/"}], "#2: a second check named 'GET /'"),
         ([{"name": "version"}], "the built-in version check's"),
-        (["/"], "#1 must be a table"),
-        ({"path": "/"}, "must be an array of tables"),
+        (["/"], "smoke #1 must be a table, got '/'"),
+        ({"path": "/"}, "smoke must be an array, got a table"),
     ],
 )
 def test_checks_from_config_refuses_mistakes_in_one_line(raw: Any, message: str) -> None:
@@ -321,4 +321,4 @@ def test_checks_from_config_refuses_mistakes_in_one_line(raw: Any, message: str)
         config.checks_from_config(raw, where="environments.staging.smoke")
     text = str(info.value)
     assert message in text and "\n" not in text, text
-    assert text.startswith("pipeline.toml: environments.staging.smoke"), text
+    assert text.startswith("pipeline.toml: ") and "environments.staging.smoke" in text, text
