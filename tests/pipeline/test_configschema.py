@@ -85,7 +85,7 @@ def test_a_wrong_value_is_one_line_naming_the_key(
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("[bogus]\nx = 1\n", "pipeline.toml: unknown section [bogus]. Sections are: database, environments, gitops,"),
+        ("[bogus]\nx = 1\n", "pipeline.toml: unknown section [bogus]. Sections are: database, environments,"),
         ("[relase]\nx = 1\n", "unknown section [relase]. Did you mean [release]?"),
         ("release = [1, 2]\n", "pipeline.toml: release must be a table, got [1, 2]"),
         ("environments = [1]\n", "pipeline.toml: environments must be a table, got [1]"),
