@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .dbconfig import DatabaseSettings, database_settings
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -145,6 +146,7 @@ class Settings:
     environments: Mapping[str, Environment]
     secret: SecretSettings = field(default_factory=SecretSettings)
     release: ReleaseSettings = field(default_factory=ReleaseSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
 
     @property
     def image_repository(self) -> str:
@@ -292,4 +294,7 @@ def load(root: Path | None = None, environ: Mapping[str, str] | None = None) -> 
         environments=_environments(file.environments or {}, overrides),
         secret=_secret(schema.set_fields(file.secret)),
         release=release,
+        database=database_settings(
+            schema.set_fields(file.database), overrides.PIPELINE_STORAGE_ENDPOINT or ""
+        ),
     )

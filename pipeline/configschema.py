@@ -198,6 +198,30 @@ class ReleaseTable(_Table):
     ingress_port: Port | UnsetType = UNSET
 
 
+class DatabaseTable(_Table):
+    deployment: DnsSubdomain | UnsetType = UNSET
+    container: DnsLabel | UnsetType = UNSET
+    backend_deployment: DnsSubdomain | UnsetType = UNSET
+    bucket: (
+        Annotated[
+            str,
+            _text(
+                r"^[a-z0-9{][-a-z0-9_.{}]{1,220}[a-z0-9}]$",
+                "a bucket name ({env}: the environment's)",
+                "campus-{env}-db-backups",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    keep: (
+        Annotated[int, Meta(ge=1, le=10000, description="a whole number of backups >= 1", examples=[20])]
+        | UnsetType
+    ) = UNSET
+    migrations: RelativePath | UnsetType = UNSET
+    migrate_timeout: Annotated[Seconds, _ex(300)] | UnsetType = UNSET
+    storage_endpoint: Url | UnsetType = UNSET
+
+
 class FileTable(_Table):
     """The whole file: its sections."""
 
@@ -210,6 +234,7 @@ class FileTable(_Table):
     ) = UNSET
     secret: SecretTable | UnsetType = UNSET
     release: ReleaseTable | UnsetType = UNSET
+    database: DatabaseTable | UnsetType = UNSET
 
 
 # Keys people put in the file that belong elsewhere: where they go instead. Their values are never shown.
@@ -231,6 +256,7 @@ class Overrides(msgspec.Struct, frozen=True, kw_only=True):
     PIPELINE_GKE_LOCATION: Location | UnsetType = UNSET
     PIPELINE_INGRESS_CA_BUNDLE: FilePath | UnsetType = UNSET
     PIPELINE_INGRESS_PORT: Port | UnsetType = UNSET
+    PIPELINE_STORAGE_ENDPOINT: Url | UnsetType = UNSET
     DOCKERHUB_USERNAME: Text | UnsetType = UNSET
     DOCKERHUB_TOKEN: Text | UnsetType = UNSET
     # Read by notify.py after a release: checked here so that a typo stops the release before it starts.

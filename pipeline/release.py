@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import (
+    dbrelease,
     gitops,
     gkerest,
     history,
@@ -144,6 +145,9 @@ def deploy(
                 return ReleaseReport(env.name, kind, "unchanged", image, source_commit, tuple(tl.stages))
             tl.progress(f"{env.name} runs {image.ref}, but no release of it succeeded here: verifying it")
         interrupt.check()  # nothing written yet: stop plainly
+        # Before anything is written: refuse a PostgreSQL major upgrade, back up a risky release.
+        db = dbrelease.guard(settings, env, cluster, prepared, dry, image.pinned)
+        db.take_backup(tl)
         run = operation.Run(settings, env, kind, image, source_commit, approver, tl, guard)
         run.start()
         bump_commit: str | None = None
@@ -157,9 +161,14 @@ def deploy(
                     detail.append(f"commit {bump_commit[:12]}" if bump_commit else "already pinned")
             else:
                 tl.skip("bump", "overlay already pins this image")
-            verified = verify.run(settings, env, cluster, prepared.objects, prepared.pin.tag, tl, guard=guard)
+            db.migrate(tl)
+            verified = verify.run(
+                settings, env, cluster, prepared.objects, prepared.pin.tag, tl, guard=guard,
+                after_apply=db.after_apply,
+            )  # fmt: skip
         except StageFailed as failure:
             tl.progress(f"{failure.stage} failed: rolling back")
+            failure = db.recover(failure, tl)
             return revert.after_failure(
                 run, cluster, prepared, records, failure.args[0], failure.reason, record_on
             )

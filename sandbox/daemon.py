@@ -18,6 +18,7 @@ from . import faults
 from .controlserver import ControlService
 from .home import Home, Settings
 from .registry import RegistryService
+from .storage import StorageService
 
 log = logging.getLogger("sandbox")
 
@@ -30,6 +31,8 @@ class Service(Protocol):
 
 def build_services(home: Home, settings: Settings) -> list[Service]:
     services: list[Service] = [RegistryService(home, settings)]
+    if settings.storage_port:
+        services.append(StorageService(home, settings))
     kube: Service | None = None
     if settings.clusters:
         # SANDBOX_CLUSTERS="" at the first `up`: registry and git only (fast tests of build and bump).

@@ -304,6 +304,7 @@ class KubeService:
         parts.server.pod_logs = lambda ns, name, container, tail, previous: kubelet.pod_logs(
             ns, name, container, tail, previous=previous
         )
+        parts.server.pod_container = kubelet.running_container
         assert self.ca is not None
         proxies = Proxies(cluster.name, cluster.node_ip, self.ca, ingress_port=self.settings.ingress_port)
         await proxies.start()

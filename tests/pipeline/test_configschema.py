@@ -85,7 +85,7 @@ def test_a_wrong_value_is_one_line_naming_the_key(
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("[bogus]\nx = 1\n", "pipeline.toml: unknown section [bogus]. Sections are: environments, gitops,"),
+        ("[bogus]\nx = 1\n", "pipeline.toml: unknown section [bogus]. Sections are: database, environments,"),
         ("[relase]\nx = 1\n", "unknown section [relase]. Did you mean [release]?"),
         ("release = [1, 2]\n", "pipeline.toml: release must be a table, got [1, 2]"),
         ("environments = [1]\n", "pipeline.toml: environments must be a table, got [1]"),
@@ -164,6 +164,7 @@ NOT_IN_FILE: dict[type, set[str]] = {
     config.Settings: {"root"},
     config.Environment: {"name"},  # the table's own name
     config.RegistrySettings: {"username", "token"},  # credentials: DOCKERHUB_USERNAME, DOCKERHUB_TOKEN
+    config.DatabaseSettings: {"allow_major_upgrade"},  # a task option (release --allow-major-upgrade)
 }
 
 
@@ -178,6 +179,7 @@ NOT_IN_FILE: dict[type, set[str]] = {
         (configschema.CheckTable, config.Check),
         (configschema.SecretTable, config.SecretSettings),
         (configschema.ReleaseTable, config.ReleaseSettings),
+        (configschema.DatabaseTable, config.DatabaseSettings),
     ],
 )
 def test_the_schema_knows_every_setting(table: type, settings: type) -> None:
