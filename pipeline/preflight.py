@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 from . import gitops, gkerest, history, overlays
 from .base import Obj
 from .config import Environment, Settings
-from .errors import ImageNotFound, ReleaseRefused, ValidationFailed
+from .errors import ImageNotFound, OverlayError, ReleaseRefused, ValidationFailed
 from .images import Image
 
 if TYPE_CHECKING:
@@ -39,6 +40,16 @@ class Prepared:
     base: str = ""
 
 
+@contextlib.contextmanager
+def _at_tip(root: Path) -> Iterator[None]:
+    """Overlay errors name the file as the repository does, not the snapshot's temporary folder."""
+    try:
+        yield
+    except OverlayError as e:
+        what = e.what.replace(f"{root}/", "").replace(str(root), ".")
+        raise OverlayError(f"{what} (at the GitOps remote's tip)", e.hint) from None
+
+
 def prepare(settings: Settings, env: Environment, pin: overlays.Pin) -> Prepared:
     """The overlay at the remote's tip with ``pin`` applied, rendered and validated; nothing is written."""
     from . import render, validate
@@ -46,9 +57,10 @@ def prepare(settings: Settings, env: Environment, pin: overlays.Pin) -> Prepared
     with tempfile.TemporaryDirectory(prefix="campus-release-") as tmp:
         root = Path(tmp)
         base = gitops.snapshot(settings, root)
-        path = overlays.kustomization(root / env.overlay)
-        old = overlays.read_pin(path, pin.name)
-        bumped = overlays.pin(path, pin, root)
+        with _at_tip(root):
+            path = overlays.kustomization(root / env.overlay)
+            old = overlays.read_pin(path, pin.name)
+            bumped = overlays.pin(path, pin, root)
         rendered = render.kustomize_build(root / env.overlay)
         report = validate.validate_rendered(
             root / env.overlay, rendered, placeholder_images=[settings.image.kustomize_name]
@@ -91,7 +103,7 @@ def refuse_failed(records: list[history.Record], image: Image, env: Environment)
 
 def current_pin(settings: Settings, env: Environment) -> overlays.Pin | None:
     """What the environment's overlay pins at the remote's tip."""
-    with tempfile.TemporaryDirectory(prefix="campus-pin-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="campus-pin-") as tmp, _at_tip(Path(tmp)):
         gitops.snapshot(settings, Path(tmp))
         return overlays.read_pin(
             overlays.kustomization(Path(tmp) / env.overlay), settings.image.kustomize_name

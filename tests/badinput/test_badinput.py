@@ -9,8 +9,8 @@ nothing should reach point at a closed port); they run concurrently, in seconds.
 run against one sandbox started for this module, after a good release to staging, and also check that
 no object in the cluster changed (resourceVersions before and after).
 
-With ``BADINPUT_REPORT=path`` the outcomes are written there as JSON (one object per case), for
-docs/reliability.md.
+The outcomes go to ``test-artifacts/reliability/test_badinput.json`` (one row per case), which
+``scripts/reliability-report`` renders in docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from ..release.conftest import (  # type: ignore[import-not-found]
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "test-artifacts" / "reliability"
 CASES: list[dict[str, Any]] = yaml.safe_load((Path(__file__).parent / "cases.yaml").read_text())
 INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(ROOT)]
 CLOSED = "127.0.0.1:9"  # discard port: nothing listens, a connection is refused at once
@@ -163,13 +164,30 @@ def _check(case: dict[str, Any], outcome: Outcome) -> None:
     assert not outcome.cluster_changed, f"changed in the cluster: {outcome.cluster_changed}; {where}"
 
 
-def _report(outcomes: list[Outcome]) -> None:
-    path = os.environ.get("BADINPUT_REPORT")
-    if path:
-        with open(path, "a") as f:
-            for o in outcomes:
-                row = {k: v for k, v in asdict(o).items() if k not in ("stdout", "stderr")}
-                f.write(json.dumps({**row, "message": o.message}) + "\n")
+def _shown(arg: str) -> str:
+    """One argument as a person would type it; long or odd ones abridged."""
+    if len(arg) > 40:
+        return f"{arg[:12]!r}…({len(arg)} characters)"
+    return arg if re.fullmatch(r"[\w@%+=:,./{}-]+", arg) else repr(arg)
+
+
+def _report(outcomes: list[Outcome], checked: str) -> None:
+    """Merge these outcomes into test-artifacts/reliability/test_badinput.json (scripts/reliability-report
+    renders it in docs/reliability.md), one row per case, in the table's order."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "test_badinput.json"
+    rows = {r["case"]: r for r in (json.loads(path.read_text()) if path.exists() else [])}
+    for o in outcomes:
+        rows[o.id] = {
+            "case": o.id,
+            "command": "invoke " + " ".join(_shown(a) for a in o.args),
+            "exit": o.code,
+            "message": o.message[0] if len(o.message) == 1 else " / ".join(o.message),
+            "checked": checked,
+        }
+    order = {c["id"]: i for i, c in enumerate(CASES)}
+    known = sorted((r for r in rows.values() if r["case"] in order), key=lambda r: order[r["case"]])
+    path.write_text(json.dumps(known, indent=2, ensure_ascii=False) + "\n")
 
 
 # --- offline: nothing needs to answer ------------------------------------------------------------------
@@ -207,7 +225,7 @@ def offline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     # Two cores: four at a time keeps them busy while others wait on git and kustomize.
     with ThreadPoolExecutor(max_workers=4) as pool:
         outcomes = list(pool.map(one, OFFLINE))
-    _report(outcomes)
+    _report(outcomes, "one line, no traceback; remote unchanged; no secret in the output")
     return {o.id: o for o in outcomes}
 
 
@@ -319,5 +337,9 @@ def test_against_the_sandbox(case: dict[str, Any], released: Released) -> None:
     outcome = _run(case, where, released.env, values)
     after = _cluster_state(values["kubeconfig"])
     outcome.cluster_changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
-    _report([outcome])
+    _report(
+        [outcome],
+        f"one line, no traceback; remote unchanged; no secret in the output; "
+        f"{len(before)} objects' resourceVersions unchanged",
+    )
     _check(case, outcome)
