@@ -129,7 +129,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
             clusters,
             PIPELINE_IMAGE_REPOSITORY=f"release-test/db-{uuid.uuid4().hex[:8]}",
         )
-        yield Project(clone, environ, config.load(clone, environ), clusters)
+        with pytest.MonkeyPatch.context() as patch:
+            # The tests look at the cluster through the pipeline's client, with the sandbox's credentials.
+            patch.setenv("GOOGLE_APPLICATION_CREDENTIALS", environ["GOOGLE_APPLICATION_CREDENTIALS"])
+            yield Project(clone, environ, config.load(clone, environ), clusters)
 
 
 def stages(output: str) -> dict[str, str]:
