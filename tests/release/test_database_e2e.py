@@ -192,9 +192,8 @@ def test_kubectl_port_forward_reaches_the_backend_and_postgresql(project: Projec
             f"{web}:8080",
         ],
         env=project.environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     forward_db = subprocess.Popen(
         [
@@ -290,6 +289,7 @@ def test_restore_refuses_a_corrupt_backup_and_prod_without_approval(project: Pro
     assert "corrupt" in refused.stderr and "nothing was restored" in refused.stderr
     assert project.ids() == before
     blob.delete()
+    client.close()
 
     prod = project.invoke("db.restore", "--env", "prod", "--backup", good["id"])
     assert prod.returncode == 1 and "approver" in prod.stderr
