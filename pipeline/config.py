@@ -245,6 +245,11 @@ def load(root: Path | None = None, environ: Mapping[str, str] | None = None) -> 
 
     env = os.environ if environ is None else environ
     root = Path(root or env.get("PIPELINE_ROOT") or Path.cwd()).resolve()
+    if not root.is_dir():
+        # Else every setting would silently be a default and every environment unknown.
+        raise ConfigError(
+            f"PIPELINE_ROOT {str(root)!r} is not a directory", "Point it at a checkout, or unset it"
+        )
     path = root / CONFIG_FILE
     try:
         data = tomllib.loads(path.read_text()) if path.exists() else {}

@@ -14,10 +14,10 @@ and watches the Job.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from typing import TYPE_CHECKING
 
+from . import gitops
 from .base import Obj, Progress, quiet
 from .config import Settings
 from .errors import DatabaseError, PipelineError
@@ -35,15 +35,10 @@ def files_at(settings: Settings, commit: str | None) -> frozenset[str] | None:
     if not commit or commit == "unknown":
         return None
     folder = settings.database.migrations.rstrip("/") + "/"
-    proc = subprocess.run(
-        ["git", "-C", str(settings.root), "ls-tree", "--name-only", commit, "--", folder],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
+    paths = gitops.files_at(settings.root, commit, folder)
+    if paths is None:
         return None
-    return frozenset(line.rsplit("/", 1)[-1] for line in proc.stdout.splitlines() if line.endswith(".sql"))
+    return frozenset(path.rsplit("/", 1)[-1] for path in paths if path.endswith(".sql"))
 
 
 def pending(settings: Settings, old_commit: str | None, new_commit: str | None) -> tuple[str, ...]:

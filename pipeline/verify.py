@@ -48,7 +48,7 @@ class Verified:
 def settled(records: list[history.Record], digest: str | None) -> bool:
     """Whether a release that finds git and the cluster already on ``digest`` has nothing to do.
 
-    Only a ``succeeded`` record for exactly this digest (its newest decisive record) says so.
+    Only a ``succeeded`` record for exactly this digest, as its newest record here (no-ops aside), says so.
     """
     return history.verified(records, digest)
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from .. import faults
 from . import openapi
 from .apiserver import GIT_VERSION, ApiServer
 from .auth import TokenIssuer
@@ -226,8 +227,9 @@ class KubeService:
         self.gke_endpoint = f"http://127.0.0.1:{settings.gke_port}"
 
     async def start(self) -> None:
-        # Both worker threads below import requests (through kubernetes and docker); two threads importing
-        # it at once can see it half-initialised ("cannot import name ... partially initialized module").
+        # requests (under both the Kubernetes client and the Docker SDK) has import cycles: two threads
+        # importing it at once can meet a half-initialised module (ImportError: parse_dict_header).
+        # Import it here, before the executor threads below import either client.
         import requests  # noqa: F401
 
         # The OpenAPI documents take half a second to build: off the loop, while the rest starts.
@@ -342,13 +344,22 @@ class KubeService:
             for c in self.clusters
         ]
         api = GkeApi(self.settings.gcp_project, self.settings.gcp_location, records, self.tokens.check)
-        app = web.Application()
+        # The Container API and the token endpoint get faults and latency as targets of their own.
+        app = web.Application(middlewares=[faults.state.middleware(faults.gke_target, faults.google_error)])
         app.router.add_post("/token", self.tokens.handle_token)
         app.router.add_routes(api.routes())
         self._gke_runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._gke_runner.setup()
-        site = web.TCPSite(self._gke_runner, "127.0.0.1", self.settings.gke_port)
-        await site.start()
+        runner = self._gke_runner
+
+        def site() -> web.TCPSite:
+            return web.TCPSite(runner, "127.0.0.1", self.settings.gke_port)
+
+        await site().start()
+        # A refused Container API and a refused token endpoint are the same listener.
+        listener = faults.Listener(runner, site)
+        faults.state.register("gke", listener)
+        faults.state.register("token", listener)
 
     async def stop(self) -> None:
         if self._gke_runner is not None:

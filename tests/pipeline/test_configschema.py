@@ -128,6 +128,11 @@ def test_credentials_in_the_file_are_refused_without_echoing_them(tmp_path: Path
         ({"PIPELINE_GKE_PROJECT": "Not A Project"}, "PIPELINE_GKE_PROJECT must be a GCP project id"),
         ({"PIPELINE_GITOPS_REMOTE": "two words"}, "PIPELINE_GITOPS_REMOTE must be a git URL or path"),
         ({"PIPELINE_INGRESS_CA_BUNDLE": "/no/such/ca.pem"}, "'/no/such/ca.pem' is not a readable file"),
+        ({"PIPELINE_WEBHOOK_FORMAT": "teams"}, "PIPELINE_WEBHOOK_FORMAT must be slack or json, got 'teams'"),
+        (
+            {"PIPELINE_WEBHOOK_URL": "hooks.slack.com/s3cr3t"},
+            "PIPELINE_WEBHOOK_URL must be an http(s):// URL, got (value hidden)",
+        ),
     ],
 )
 def test_environment_overrides_are_checked_the_same_way(

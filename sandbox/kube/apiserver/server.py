@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ... import faults
 from .. import discovery, openapi
 from ..store import ApiError, MethodNotAllowed, NotFound, Store, Unauthorized, not_found
 from . import podexec, portforward, subresources, writes
@@ -119,6 +120,7 @@ class ApiServer:
         self.git_version = git_version
         self._runner: web.AppRunner | None = None
         self._streams = Streams()
+        self._listener: faults.Listener | None = None
 
     @property
     def url(self) -> str:
@@ -126,15 +128,26 @@ class ApiServer:
         return f"{scheme}://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=[self._middleware])
+        # Faults and the fixed latency first (faults.py): what a client meets before the server proper.
+        target = f"api:{self.cluster}"
+        middlewares = [faults.state.middleware(target, faults.kube_error), self._middleware]
+        app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=middlewares)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0, handler_cancellation=True)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
-        await site.start()
+        runner = self._runner
+
+        def site() -> web.TCPSite:
+            return web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context)
+
+        await site().start()
+        self._listener = faults.Listener(runner, site)
+        faults.state.register(target, self._listener)
         log.info("API server of %s on %s", self.cluster, self.url)
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            faults.state.unregister(f"api:{self.cluster}", self._listener)
         self._streams.close()
         if self._runner is not None:
             await self._runner.cleanup()
