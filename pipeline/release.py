@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from . import (
     dbrelease,
     gitops,
-    gkerest,
+    gkecache,
     history,
     images,
     interrupt,
@@ -347,7 +347,7 @@ def plan(settings: Settings, env_name: str, *, image_ref: str | None = None) -> 
             raise ReleaseRefused(f"{env.overlay} pins no image yet", "Pass --image, or release first")
         pin = current
     prepared = preflight.prepare(settings, env, pin)
-    with kube.connect(gkerest.environment_access(settings, env)) as cluster:
+    with kube.connect(gkecache.environment_access(settings, env)) as cluster:
         diffs = apply.diff_environment(settings, env, cluster, prepared.objects)
     return Plan(env.name, pin.ref, tuple(diffs))
 
@@ -397,7 +397,7 @@ def drift(
     tl = Timeline(progress)
     # The cluster's address and token are looked up while git and kustomize say what was declared.
     with ThreadPoolExecutor(1, thread_name_prefix="access") as pool:
-        access = pool.submit(gkerest.environment_access, settings, env)
+        access = pool.submit(gkecache.environment_access, settings, env)
         with tl.stage("declared") as detail:
             state = drift_stage.declared(settings, env, history.read(settings, env.name))
             detail.append(f"{len(state.objects)} objects at overlay commit {state.commit[:12]}")
@@ -413,6 +413,6 @@ def drift(
     except PipelineError as e:
         # Still a report: the findings reach the job summary and the webhook, and the command exits 1.
         return dataclasses.replace(found, repair_error=first_line(e))
-    with kube.connect(gkerest.environment_access(settings, env)) as cluster:
+    with kube.connect(gkecache.environment_access(settings, env)) as cluster:
         after = drift_stage.check(settings, env, cluster, state)
     return dataclasses.replace(found, repair=repaired, after=tuple(after))

@@ -102,6 +102,11 @@ def main(home: Home) -> None:
     home.run.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     home.pid_file.write_text(str(os.getpid()))
+    # Imported here, in one thread, before the services start: the Docker SDK and the Kubernetes client
+    # both import requests from executor threads, and two threads importing its circular modules at once
+    # fail with "partially initialized module 'requests.utils'" (seen when the daemon starts under load).
+    import requests  # noqa: F401
+
     try:
         asyncio.run(serve(home))
     finally:

@@ -129,7 +129,10 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
             clusters,
             PIPELINE_IMAGE_REPOSITORY=f"release-test/db-{uuid.uuid4().hex[:8]}",
         )
-        yield Project(clone, environ, config.load(clone, environ), clusters)
+        with pytest.MonkeyPatch.context() as patch:
+            # The tests look at the cluster through the pipeline's client, with the sandbox's credentials.
+            patch.setenv("GOOGLE_APPLICATION_CREDENTIALS", environ["GOOGLE_APPLICATION_CREDENTIALS"])
+            yield Project(clone, environ, config.load(clone, environ), clusters)
 
 
 def stages(output: str) -> dict[str, str]:
@@ -189,9 +192,8 @@ def test_kubectl_port_forward_reaches_the_backend_and_postgresql(project: Projec
             f"{web}:8080",
         ],
         env=project.environ,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     forward_db = subprocess.Popen(
         [
@@ -287,6 +289,7 @@ def test_restore_refuses_a_corrupt_backup_and_prod_without_approval(project: Pro
     assert "corrupt" in refused.stderr and "nothing was restored" in refused.stderr
     assert project.ids() == before
     blob.delete()
+    client.close()
 
     prod = project.invoke("db.restore", "--env", "prod", "--backup", good["id"])
     assert prod.returncode == 1 and "approver" in prod.stderr
