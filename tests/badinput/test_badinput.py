@@ -177,10 +177,11 @@ def _report(outcomes: list[Outcome], checked: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / "test_badinput.json"
     rows = {r["case"]: r for r in (json.loads(path.read_text()) if path.exists() else [])}
+    written = {c["id"]: c["args"] for c in CASES}  # as the table writes them: {crash}, not a port
     for o in outcomes:
         rows[o.id] = {
             "case": o.id,
-            "command": "invoke " + " ".join(_shown(a) for a in o.args),
+            "command": "invoke " + " ".join(_shown(a) for a in written[o.id]),
             "exit": o.code,
             "message": o.message[0] if len(o.message) == 1 else " / ".join(o.message),
             "checked": checked,
