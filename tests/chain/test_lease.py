@@ -8,8 +8,10 @@ Durations are shortened (2 s instead of 30 s) through the class's own parameters
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -41,6 +43,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kube.Kube]:
             yield k
     finally:
         running.stop()
+        # The stopped server's loop leaves the transports of our keep-alive connections behind; collect
+        # them here, where they belong, rather than as a ResourceWarning in whichever test runs next.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
 
 
 def lease(k: kube.Kube, name: str, holder: str, **kw: float) -> Lease:
