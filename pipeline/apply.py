@@ -26,6 +26,7 @@ stage changed, ``release`` chains them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -303,6 +304,19 @@ class _Run:
         return pruned, kept_kinds
 
 
+def _each(run: _Run, objects: Sequence[Obj]) -> list[_Outcome | None]:
+    if not run.dry_run:
+        return [run.one(obj) for obj in objects]
+    from concurrent.futures import ThreadPoolExecutor
+
+    for obj in objects:  # discovery first, one kind at a time: its cache is not shared safely
+        with contextlib.suppress(UnknownKind):
+            run.kube.resource(str(obj["apiVersion"]), str(obj["kind"]))
+    # A dry run stores nothing, so no object waits for another: its requests go out together.
+    with ThreadPoolExecutor(8, thread_name_prefix="dry-run") as pool:
+        return list(pool.map(run.one, objects))
+
+
 def _run(
     kube: Kube,
     plan: _Plan,
@@ -315,7 +329,7 @@ def _run(
 ) -> tuple[list[_Outcome], list[_Outcome]]:
     run = _Run(kube, plan, field_manager, dry_run, force_conflicts, progress)
     run.look()
-    outcomes = [o for o in (run.one(obj) for obj in plan.objects) if o is not None]
+    outcomes = [o for o in _each(run, plan.objects) if o is not None]
     pruned, kept_kinds = run.prune() if prune else ([], set())
     if not dry_run and run.parent_written:
         # The set as it now is: what we applied, plus the kinds of kept objects (so they keep being

@@ -114,7 +114,16 @@ def _registry_error(doing: str, message: str, settings: Settings, repository: st
 def lookup(
     settings: Settings, tag: str, client: docker.DockerClient | None = None, *, repository: str | None = None
 ) -> Image | None:
-    """The image with this tag as the registry has it (digest included), or None when it is absent."""
+    """The image with this tag as the registry has it (digest included), or None when it is absent.
+
+    One plain HTTP request to the registry (``registry.lookup``) when that can decide; else the engine.
+    """
+    if client is None:
+        from . import registry
+
+        answer = registry.lookup(settings, tag, repository=repository)
+        if not isinstance(answer, registry.Unknown):
+            return answer
     import docker
 
     client = client or _client()
@@ -236,12 +245,13 @@ def build(
     progress: Progress = quiet,
 ) -> BuildResult:
     """Build ``commit``'s image as ``tag`` and (with ``push``) push it, unless the registry already has it."""
-    client = _client()
     image = Image(settings.image_repository, check_tag(tag))
     if not force:
-        existing = lookup(settings, tag, client)
+        # Without a client: the registry is asked over plain HTTP, so a skip never starts the Docker SDK.
+        existing = lookup(settings, tag)
         if existing is not None:
             return BuildResult(existing, built=False, pushed=False, skipped="already in the registry")
+    client = _client()
     _build(client, settings, image, commit, progress)
     if not push:
         return BuildResult(image, built=True, pushed=False)

@@ -17,9 +17,12 @@ that carry our ApplySet label but are no longer declared are drift too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -140,9 +143,15 @@ class _Autoscalers:
     def __init__(self, kube: Kube) -> None:
         self.kube = kube
         self.by_namespace: dict[str, list[Obj]] = {}
+        # The objects are compared from several threads; one lists, the others wait for its answer.
+        self._lock = threading.Lock()
 
     def targeting(self, obj: Obj) -> str:
         """The name of an HPA that scales ``obj``, or ""."""
+        with self._lock:
+            return self._targeting(obj)
+
+    def _targeting(self, obj: Obj) -> str:
         meta = obj.get("metadata") or {}
         ns = str(meta.get("namespace") or "")
         if ns not in self.by_namespace:
@@ -267,7 +276,12 @@ def check(
     aset, objects, unknown = members(settings, env, state.objects, os.environ if environ is None else environ)
     manager = settings.release.field_manager
     hpas = _Autoscalers(kube)
-    found = [_compare(kube, obj, manager, controllers, hpas) for obj in objects]
+    for obj in objects:  # discovery first, one kind at a time: its cache is not shared safely
+        with contextlib.suppress(UnknownKind):
+            kube.resource(str(obj["apiVersion"]), str(obj["kind"]))
+    # Each object is a read and a server-side dry run, independent of the others: sent together.
+    with ThreadPoolExecutor(8, thread_name_prefix="drift") as pool:
+        found = list(pool.map(lambda obj: _compare(kube, obj, manager, controllers, hpas), objects))
     found += [ObjectDrift(kind, ns, name, "unknown", note=why) for (kind, ns, name), why in unknown.items()]
     found += _undeclared(kube, aset, objects, unknown)
     return found

@@ -54,6 +54,7 @@ __all__ = [
     "StaticToken",
     "TokenSource",
     "cluster_access",
+    "token_source",
 ]
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,17 @@ class GoogleToken:
     def invalidate(self) -> None:
         with self._lock:
             self._forced = True
+
+    def expires(self) -> float | None:
+        """When the current token expires (seconds since the epoch), None when it states no lifetime."""
+        self.token()
+        expiry: datetime.datetime | None = self._credentials.expiry
+        return expiry.replace(tzinfo=datetime.UTC).timestamp() if expiry is not None else None
+
+
+def token_source(describe: str) -> GoogleToken:
+    """Tokens from Application Default Credentials for ``describe`` (when its endpoint is already known)."""
+    return GoogleToken(_default_credentials(describe), describe)
 
 
 def _decode_ca(encoded: str, describe: str) -> str:

@@ -8,15 +8,23 @@ dry run, before the bump: a refusal here leaves no commit and no change in the c
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import gitops, history, overlays
+from . import gitops, gkecache, history, overlays
 from .base import Obj
 from .config import Environment, Settings
 from .errors import ImageNotFound, ReleaseRefused, ValidationFailed
 from .images import Image
+
+if TYPE_CHECKING:
+    from .apply import ApplyResult
+    from .kube import Kube
+    from .report import Timeline
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,8 @@ class Prepared:
     old: overlays.Pin | None
     objects: list[Obj]
     changes_git: bool
+    # The remote's tip that was rendered (with ``pin`` applied on top).
+    base: str = ""
 
 
 def prepare(settings: Settings, env: Environment, pin: overlays.Pin) -> Prepared:
@@ -35,7 +45,7 @@ def prepare(settings: Settings, env: Environment, pin: overlays.Pin) -> Prepared
 
     with tempfile.TemporaryDirectory(prefix="campus-release-") as tmp:
         root = Path(tmp)
-        gitops.snapshot(settings, root)
+        base = gitops.snapshot(settings, root)
         path = overlays.kustomization(root / env.overlay)
         old = overlays.read_pin(path, pin.name)
         bumped = overlays.pin(path, pin, root)
@@ -50,7 +60,7 @@ def prepare(settings: Settings, env: Environment, pin: overlays.Pin) -> Prepared
                 [f.message for f in report.errors],
                 "Run `invoke validate` and fix the manifests",
             )
-    return Prepared(pin, old, list(rendered.objects), bumped is not None)
+    return Prepared(pin, old, list(rendered.objects), bumped is not None, base)
 
 
 def resolve(settings: Settings, image: Image) -> Image:
@@ -92,3 +102,67 @@ def tip(settings: Settings) -> str:
     """The GitOps remote's tip commit."""
     with tempfile.TemporaryDirectory(prefix="campus-tip-") as tmp:
         return gitops.snapshot(settings, Path(tmp))
+
+
+def _cluster(settings: Settings, env: Environment) -> Kube:
+    from . import kube
+
+    cluster = kube.connect(gkecache.environment_access(settings, env))
+    try:
+        cluster.version()
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster
+
+
+def _close(future: Future[Kube]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        future.result().close()
+
+
+def run(
+    settings: Settings,
+    env: Environment,
+    image: Image,
+    force: bool,
+    records: list[history.Record],
+    stack: contextlib.ExitStack,
+    tl: Timeline,
+) -> tuple[Image, Prepared, Kube, ApplyResult]:
+    """Everything checked before the bump: digest, past failures, render+validate, cluster, dry run.
+
+    The independent parts overlap (each mostly waits on a registry, git, GKE or kustomize): the registry
+    lookup, the render and validation of the pinned overlay, and the GKE lookup with the cluster's first
+    answer; their failures are reported in that order, so the first refusal a user sees is the same as
+    when they ran one after another. ``records`` are the environment's, read under its Lease
+    (``operation.records``). The server-side dry run needs both the objects and the cluster, so it comes
+    last (its requests overlap too: ``apply``).
+    """
+    from . import apply
+
+    with tl.stage("preflight") as detail, ThreadPoolExecutor(4, thread_name_prefix="preflight") as pool:
+        resolving = pool.submit(resolve, settings, image)
+        connecting = pool.submit(_cluster, settings, env)
+        # The pin needs the digest: known up front for a digest-pinned image, else after the lookup.
+        preparing: Future[Prepared] | None = None
+        if image.digest:
+            pin = overlays.Pin(settings.image.kustomize_name, image.repository, image.tag, image.digest)
+            preparing = pool.submit(prepare, settings, env, pin)
+        try:
+            image = resolving.result()
+            assert image.digest is not None
+            if not force:
+                refuse_failed(records, image, env)
+            if preparing is None:
+                pin = overlays.Pin(settings.image.kustomize_name, image.repository, image.tag, image.digest)
+                preparing = pool.submit(prepare, settings, env, pin)
+            prepared = preparing.result()
+            detail.append(f"{len(prepared.objects)} objects valid")
+            cluster = stack.enter_context(connecting.result())
+        except BaseException:
+            connecting.add_done_callback(_close)  # a refusal must not leak the connection made meanwhile
+            raise
+        dry = apply.apply_environment(settings, env, cluster, prepared.objects, dry_run=True)
+        detail.append("dry run accepted")
+    return image, prepared, cluster, dry

@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import (
+    dbrelease,
     gitops,
-    gke,
+    gkecache,
     history,
     images,
     interrupt,
     lease,
+    noop,
     operation,
     overlays,
     pin,
@@ -33,7 +35,6 @@ from . import (
     revert,
     verify,
 )
-from .apply import ApplyResult
 from .approval import require_approval
 from .base import Progress, first_line, quiet
 from .compare import ObjectDiff
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from .build import BuildResult
     from .drift import Declared
     from .driftreport import DriftReport
-    from .kube import Kube
 
 __all__ = [
     "ReleaseReport", "StageResult", "bump", "drift", "plan", "promote", "release", "repair", "rollback",
@@ -112,33 +112,6 @@ def exclusive(
         yield held.check
 
 
-def _preflight(
-    settings: Settings,
-    env: Environment,
-    image: Image,
-    force: bool,
-    records: list[history.Record],
-    stack: contextlib.ExitStack,
-    tl: Timeline,
-) -> tuple[Image, preflight.Prepared, Kube, ApplyResult]:
-    """Everything checked before the bump: digest, past failures, render+validate, cluster, dry run."""
-    from . import apply, kube
-
-    with tl.stage("preflight") as detail:
-        image = preflight.resolve(settings, image)
-        assert image.digest is not None
-        if not force:
-            preflight.refuse_failed(records, image, env)
-        pin = overlays.Pin(settings.image.kustomize_name, image.repository, image.tag, image.digest)
-        prepared = preflight.prepare(settings, env, pin)
-        detail.append(f"{len(prepared.objects)} objects valid")
-        cluster = stack.enter_context(kube.connect(gke.environment_access(settings, env)))
-        cluster.version()
-        dry = apply.apply_environment(settings, env, cluster, prepared.objects, dry_run=True)
-        detail.append("dry run accepted")
-    return image, prepared, cluster, dry
-
-
 def deploy(
     settings: Settings,
     env_name: str,
@@ -163,14 +136,18 @@ def deploy(
     source_commit = pin.source_commit(settings, image.tag)
     with contextlib.ExitStack() as stack:
         records = operation.records(settings, env, guard, tl)
-        image, prepared, cluster, dry = _preflight(settings, env, image, force, records, stack, tl)
+        image, prepared, cluster, dry = preflight.run(settings, env, image, force, records, stack, tl)
         if not prepared.changes_git and not dry.changed:
             if verify.settled(records, image.digest):
                 for name in ("bump", "apply", "rollout", "smoke", "record"):
                     tl.skip(name, "nothing changed")
+                noop.remember_unchanged(settings, env, cluster, image, prepared.objects, prepared.base)
                 return ReleaseReport(env.name, kind, "unchanged", image, source_commit, tuple(tl.stages))
             tl.progress(f"{env.name} runs {image.ref}, but no release of it succeeded here: verifying it")
         interrupt.check()  # nothing written yet: stop plainly
+        # Before anything is written: refuse a PostgreSQL major upgrade, back up a risky release.
+        db = dbrelease.guard(settings, env, cluster, prepared, dry, image.pinned)
+        db.take_backup(tl)
         run = operation.Run(settings, env, kind, image, source_commit, approver, tl, guard)
         run.start()
         bump_commit: str | None = None
@@ -184,9 +161,14 @@ def deploy(
                     detail.append(f"commit {bump_commit[:12]}" if bump_commit else "already pinned")
             else:
                 tl.skip("bump", "overlay already pins this image")
-            verified = verify.run(settings, env, cluster, prepared.objects, prepared.pin.tag, tl, guard=guard)
+            db.migrate(tl)
+            verified = verify.run(
+                settings, env, cluster, prepared.objects, prepared.pin.tag, tl, guard=guard,
+                after_apply=db.after_apply,
+            )  # fmt: skip
         except StageFailed as failure:
             tl.progress(f"{failure.stage} failed: rolling back")
+            failure = db.recover(failure, tl)
             return revert.after_failure(
                 run, cluster, prepared, records, failure.args[0], failure.reason, record_on
             )
@@ -194,6 +176,8 @@ def deploy(
             return revert.after_interrupt(run, cluster, prepared, records, stop, bump_commit, record_on)
         commit = bump_commit or record_on or preflight.tip(settings)
         run.record(commit, "succeeded")
+        with tl.stage("fingerprint"):
+            noop.remember(settings, env, cluster, image, prepared.objects, prepared.base, commit)
     return ReleaseReport(
         env.name, kind, "released", image, source_commit, tuple(tl.stages), bump_commit, "", verified.urls,
         verified.warnings, verified.rollout,
@@ -232,6 +216,11 @@ def release(
     else:
         # An image the registry does not have is refused before the Lease: nothing in the cluster changes.
         image = preflight.resolve(settings, parse_image(settings, image_ref))
+    # Nothing new, seen from cheap facts that need no Lease (noop.py writes nothing); else the full path.
+    same = None if force else noop.shortcut(settings, env, image, tl)
+    if same is not None:
+        source = pin.source_commit(settings, same.tag)
+        return ReleaseReport(env.name, "release", "unchanged", same, source, tuple(tl.stages))
     with exclusive(settings, env, "release", wait, progress) as guard:
         return deploy(
             settings, env_name, image, approved_by=approved_by, force=force, timeline=tl, guard=guard
@@ -358,7 +347,7 @@ def plan(settings: Settings, env_name: str, *, image_ref: str | None = None) -> 
             raise ReleaseRefused(f"{env.overlay} pins no image yet", "Pass --image, or release first")
         pin = current
     prepared = preflight.prepare(settings, env, pin)
-    with kube.connect(gke.environment_access(settings, env)) as cluster:
+    with kube.connect(gkecache.environment_access(settings, env)) as cluster:
         diffs = apply.diff_environment(settings, env, cluster, prepared.objects)
     return Plan(env.name, pin.ref, tuple(diffs))
 
@@ -398,6 +387,7 @@ def drift(
 ) -> DriftReport:
     """`invoke drift`: the live objects against the last good release; with ``repair_drift``, put it back."""
     import dataclasses
+    from concurrent.futures import ThreadPoolExecutor
 
     from . import drift as drift_stage
     from . import kube
@@ -405,10 +395,14 @@ def drift(
     env = settings.environment(env_name)
     approver = require_approval(env, approved_by) if repair_drift else None
     tl = Timeline(progress)
-    with tl.stage("declared") as detail:
-        state = drift_stage.declared(settings, env, history.read(settings, env.name))
-        detail.append(f"{len(state.objects)} objects at overlay commit {state.commit[:12]}")
-    with tl.stage("compare") as detail, kube.connect(gke.environment_access(settings, env)) as cluster:
+    # The cluster's address and token are looked up while git and kustomize say what was declared.
+    with ThreadPoolExecutor(1, thread_name_prefix="access") as pool:
+        access = pool.submit(gkecache.environment_access, settings, env)
+        with tl.stage("declared") as detail:
+            state = drift_stage.declared(settings, env, history.read(settings, env.name))
+            detail.append(f"{len(state.objects)} objects at overlay commit {state.commit[:12]}")
+        reached = access.result()
+    with tl.stage("compare") as detail, kube.connect(reached) as cluster:
         objects = drift_stage.check(settings, env, cluster, state)
         detail.append(f"{sum(o.drifted for o in objects)} of {len(objects)} differ")
     found = drift_stage.report(env, state, objects, tl.stages)
@@ -419,6 +413,6 @@ def drift(
     except PipelineError as e:
         # Still a report: the findings reach the job summary and the webhook, and the command exits 1.
         return dataclasses.replace(found, repair_error=first_line(e))
-    with kube.connect(gke.environment_access(settings, env)) as cluster:
+    with kube.connect(gkecache.environment_access(settings, env)) as cluster:
         after = drift_stage.check(settings, env, cluster, state)
     return dataclasses.replace(found, repair=repaired, after=tuple(after))

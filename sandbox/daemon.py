@@ -18,6 +18,7 @@ from . import faults
 from .controlserver import ControlService
 from .home import Home, Settings
 from .registry import RegistryService
+from .storage import StorageService
 
 log = logging.getLogger("sandbox")
 
@@ -30,6 +31,8 @@ class Service(Protocol):
 
 def build_services(home: Home, settings: Settings) -> list[Service]:
     services: list[Service] = [RegistryService(home, settings)]
+    if settings.storage_port:
+        services.append(StorageService(home, settings))
     kube: Service | None = None
     if settings.clusters:
         # SANDBOX_CLUSTERS="" at the first `up`: registry and git only (fast tests of build and bump).
@@ -99,6 +102,11 @@ def main(home: Home) -> None:
     home.run.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     home.pid_file.write_text(str(os.getpid()))
+    # Imported here, in one thread, before the services start: the Docker SDK and the Kubernetes client
+    # both import requests from executor threads, and two threads importing its circular modules at once
+    # fail with "partially initialized module 'requests.utils'" (seen when the daemon starts under load).
+    import requests  # noqa: F401
+
     try:
         asyncio.run(serve(home))
     finally:

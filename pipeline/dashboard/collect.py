@@ -22,8 +22,8 @@ from .live import Live
 # The order the release chain runs its stages in (the records keep them sorted by name); a stage this list
 # does not know goes last, in name order.
 STAGE_ORDER = (
-    "build", "preflight", "bump", "apply", "rollout", "smoke",
-    "revert", "apply (previous)", "rollout (previous)", "smoke (previous)", "record",
+    "build", "noop", "preflight", "bump", "apply", "rollout", "smoke",
+    "revert", "apply (previous)", "rollout (previous)", "smoke (previous)", "record", "fingerprint",
 )  # fmt: skip
 
 

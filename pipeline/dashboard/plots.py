@@ -21,6 +21,7 @@ from .collect import EnvView, ordered_stages
 COLOURS = {
     "build": "#9c755f", "preflight": "#4e79a7", "bump": "#76b7b2", "apply": "#f28e2b",
     "rollout": "#59a14f", "smoke": "#edc948", "revert": "#e15759", "record": "#b07aa1",
+    "noop": "#86bcb6", "fingerprint": "#d4a6c8",
 }  # fmt: skip
 OTHER_COLOUR = "#bab0ac"
 POINT_COLOUR = "#4e79a7"

@@ -227,6 +227,11 @@ class KubeService:
         self.gke_endpoint = f"http://127.0.0.1:{settings.gke_port}"
 
     async def start(self) -> None:
+        # requests (under both the Kubernetes client and the Docker SDK) has import cycles: two threads
+        # importing it at once can meet a half-initialised module (ImportError: parse_dict_header).
+        # Import it here, before the executor threads below import either client.
+        import requests  # noqa: F401
+
         # The OpenAPI documents take half a second to build: off the loop, while the rest starts.
         documents = asyncio.get_running_loop().run_in_executor(None, openapi.v3_root)
         self.kube_dir.mkdir(parents=True, exist_ok=True)
@@ -299,6 +304,7 @@ class KubeService:
         parts.server.pod_logs = lambda ns, name, container, tail, previous: kubelet.pod_logs(
             ns, name, container, tail, previous=previous
         )
+        parts.server.pod_container = kubelet.running_container
         assert self.ca is not None
         proxies = Proxies(cluster.name, cluster.node_ip, self.ca, ingress_port=self.settings.ingress_port)
         await proxies.start()

@@ -96,15 +96,17 @@ class Background:
             threading.Thread(target=self._read, args=(self.proc.stderr, self.err), daemon=True),
             threading.Thread(target=self._read, args=(self.proc.stdout, self.out), daemon=True),
         ]
+        self.ended_at: float | None = None
         for reader in self.readers:
             reader.start()
-        self.ended_at: float | None = None
 
     def _read(self, stream: Any, into: list[str]) -> None:
         for line in stream:
             with self.changed:
                 into.append(line)
                 self.changed.notify_all()
+        if into is self.err:
+            self.ended_at = time.monotonic()  # stderr closes when the command ends
 
     def wait_for(self, text: str, timeout: float) -> None:
         """Until a line of stderr contains ``text``; fails the test if the command ends first."""
@@ -122,7 +124,6 @@ class Background:
 
     def finish(self, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         rc = self.proc.wait(timeout)
-        self.ended_at = time.monotonic()
         for reader in self.readers:
             reader.join(10)
         for stream in (self.proc.stdout, self.proc.stderr):
@@ -219,6 +220,9 @@ def project(clusters: Clusters, tmp_path_factory: pytest.TempPathFactory) -> Ite
     }
     settings = config.load(first, environ)
     made = Project((first, second), remote, environ, settings, clusters)
-    yield made
-    with contextlib.suppress(Exception), kube.connect(made.access()) as k:
-        k.delete("v1", "Namespace", NAMESPACE)
+    with pytest.MonkeyPatch.context() as patch:
+        # The tests look at the cluster as the pipeline does: google.auth.default() reads this.
+        patch.setenv("GOOGLE_APPLICATION_CREDENTIALS", environ["GOOGLE_APPLICATION_CREDENTIALS"])
+        yield made
+        with contextlib.suppress(Exception), kube.connect(made.access()) as k:
+            k.delete("v1", "Namespace", NAMESPACE)

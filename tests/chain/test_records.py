@@ -59,6 +59,9 @@ def test_only_a_succeeded_record_for_exactly_the_digest_settles_it() -> None:
     assert verify.settled(newest_first, B)
     assert not verify.settled(newest_first, C)  # its newest decisive record is a rollback
     assert not verify.settled(newest_first, None)
+    # Succeeded once, then re-applied by a release that was killed: verify it again.
+    again = [rec(B, "interrupted", "2026-12-02T10:04:00+00:00"), *newest_first]
+    assert not verify.settled(again, B)
     # An interruption says nothing against the digest: it may be released again without --force.
     assert history.failed_digests(newest_first) == {C}
     # Never "last good": a pin that was only started or interrupted.
@@ -78,17 +81,20 @@ def test_a_failed_release_goes_back_to_a_verified_pin_only() -> None:
     assert verify.restore_target(settings, [good], verified_old, B) is None  # the failed one itself
 
 
-def test_sigterm_is_noted_and_raised_at_the_next_safe_point_not_inside_a_shielded_rollback() -> None:
-    before = signal.getsignal(signal.SIGTERM)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])  # SIGINT: Ctrl-C
+def test_a_signal_is_noted_and_raised_at_the_next_safe_point_not_inside_a_shielded_rollback(
+    sig: signal.Signals,
+) -> None:
+    before = signal.getsignal(sig)
     with interrupt.handled():
         interrupt.check()
-        os.kill(os.getpid(), signal.SIGTERM)  # a real signal: the process does not die
+        os.kill(os.getpid(), sig)  # a real signal: the process does not die
         with interrupt.shielded():
             interrupt.check()  # the rollback is not interrupted
-            assert interrupt.requested() is None and interrupt.received() == "SIGTERM"
-        with pytest.raises(Interrupted, match="interrupted by SIGTERM"):
+            assert interrupt.requested() is None and interrupt.received() == sig.name
+        with pytest.raises(Interrupted, match=f"interrupted by {sig.name}"):
             interrupt.check()
-    assert signal.getsignal(signal.SIGTERM) == before
+    assert signal.getsignal(sig) == before
     interrupt.check()  # outside an operation, nothing is pending
 
 

@@ -283,7 +283,12 @@ def test_good_release_reaches_staging_verified(project: Project) -> None:
     assert report.image is not None and report.image.digest
     assert report.image.tag == f"sha-{head[:7]}"
     assert report.source_commit == head
-    stages = ["build", "preflight", "bump", "apply", "rollout", "smoke", "record"]
+    # noop: the no-op check comes first (it finds another image); fingerprint: what the next one reads. A
+    # first release has nothing to back up yet, and its migrations run once the apply made the database.
+    stages = [
+        "build", "noop", "preflight", "backup", "bump", "apply", "migrate", "rollout", "smoke", "record",
+        "fingerprint",
+    ]  # fmt: skip
     assert [s.name for s in report.stages] == stages
 
     # Git: one commit on top of what was there, touching only staging's overlay, pinning tag and digest.

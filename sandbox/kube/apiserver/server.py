@@ -3,8 +3,9 @@
 Serves ``/version``, health, discovery (legacy and aggregated), ``/openapi/v3``, and for every resource
 of ``discovery.RESOURCES``: get and list (JSON, or ``Table`` for ``kubectl get``), and routes the rest by
 method and subresource: watch (``watch.py``), writes (``writes.py``), ``scale`` and ``log``
-(``subresources.py``). Errors are ``Status`` objects with Kubernetes' reasons and codes
-(``store.ApiError``); anything unexpected is logged and answered as a 500 Status.
+(``subresources.py``), ``exec`` (``podexec.py``), ``portforward`` (``portforward.py``). Errors are
+``Status`` objects with Kubernetes' reasons and codes (``store.ApiError``); anything unexpected is
+logged and answered as a 500 Status.
 
 Neighbours: ``service.py`` starts one :class:`ApiServer` per cluster; ``store/`` holds the objects;
 ``auth.py`` says which bearer tokens are live; the kubelet (``kubelet/``) provides container logs.
@@ -23,7 +24,7 @@ from aiohttp import web
 from ... import faults
 from .. import discovery, openapi
 from ..store import ApiError, MethodNotAllowed, NotFound, Store, Unauthorized, not_found
-from . import subresources, writes
+from . import podexec, portforward, subresources, writes
 from .events import event_selector
 from .negotiation import (
     JSON,
@@ -105,6 +106,7 @@ class ApiServer:
         ssl_context: ssl.SSLContext | None,
         authenticate: Authenticate,
         pod_logs: PodLogs | None = None,
+        pod_container: podexec.PodContainer | None = None,
         git_version: str = GIT_VERSION,
     ) -> None:
         self.cluster = cluster
@@ -114,6 +116,7 @@ class ApiServer:
         self.ssl_context = ssl_context
         self.authenticate = authenticate
         self.pod_logs = pod_logs
+        self.pod_container = pod_container
         self.git_version = git_version
         self._runner: web.AppRunner | None = None
         self._streams = Streams()
@@ -232,6 +235,14 @@ class ApiServer:
             if method != "GET":
                 raise _not_allowed()
             return await subresources.pod_log(request, t, self.store, self.pod_logs, self._streams)
+        if t.subresource == "exec":
+            if method not in ("GET", "POST"):
+                raise _not_allowed()
+            return await podexec.pod_exec(request, t, self.store, self.pod_container, self._streams)
+        if t.subresource == "portforward":
+            if method not in ("GET", "POST"):
+                raise _not_allowed()
+            return await portforward.pod_portforward(request, t, self.store, self._streams)
         if t.subresource == "scale":
             return await subresources.scale(request, t, self.store)
         if t.name is None:
