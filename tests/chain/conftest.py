@@ -99,6 +99,14 @@ class Background:
         for reader in self.readers:
             reader.start()
         self.ended_at: float | None = None
+        # When the process ended, not when finish() was called: with two running, the one finished
+        # second may have exited first.
+        self._exit = threading.Thread(target=self._note_exit, daemon=True)
+        self._exit.start()
+
+    def _note_exit(self) -> None:
+        self.proc.wait()
+        self.ended_at = time.monotonic()
 
     def _read(self, stream: Any, into: list[str]) -> None:
         for line in stream:
@@ -122,7 +130,7 @@ class Background:
 
     def finish(self, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         rc = self.proc.wait(timeout)
-        self.ended_at = time.monotonic()
+        self._exit.join(10)
         for reader in self.readers:
             reader.join(10)
         for stream in (self.proc.stdout, self.proc.stderr):
