@@ -227,6 +227,9 @@ def project(clusters: Clusters, tmp_path_factory: pytest.TempPathFactory) -> Ite
     }
     settings = config.load(first, environ)
     made = Project((first, second), remote, environ, settings, clusters)
-    yield made
-    with contextlib.suppress(Exception), kube.connect(made.access()) as k:
-        k.delete("v1", "Namespace", NAMESPACE)
+    with pytest.MonkeyPatch.context() as patch:
+        # The test's own look at the cluster (Project.access) authenticates with the sandbox's ADC file.
+        patch.setenv("GOOGLE_APPLICATION_CREDENTIALS", environ["GOOGLE_APPLICATION_CREDENTIALS"])
+        yield made
+        with contextlib.suppress(Exception), kube.connect(made.access()) as k:
+            k.delete("v1", "Namespace", NAMESPACE)
