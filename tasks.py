@@ -20,8 +20,11 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
+from dbtasks import MAJOR_UPGRADE_HELP, major_upgrade
+from dbtasks import db as db_tasks
 from pipeline.options import WAIT_HELP, wait_seconds
 from sandbox.tasks import sandbox as sandbox_tasks
+from taskargs import variadic
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -34,24 +37,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent
 
-
-def _variadic(task_name: str, flag: str) -> None:
-    """Let `invoke validate a b` mean `--path a --path b`: invoke has no variadic positionals."""
-    try:
-        from invoke.main import program
-    except ImportError:
-        return
-    core = getattr(program, "core", None)
-    argv: list[str] | None = getattr(core, "unparsed", None)
-    if not argv or task_name not in argv:
-        return
-    i = argv.index(task_name) + 1
-    while i < len(argv) and not argv[i].startswith("-") and ("/" in argv[i] or Path(argv[i]).exists()):
-        argv.insert(i, flag)
-        i += 2
-
-
-_variadic("validate", "--path")
+variadic("validate", "--path")
 
 
 @contextmanager
@@ -254,6 +240,7 @@ def _approver(settings: Settings, env: str, approved_by: str | None) -> str | No
         "force": "release a digest even though it failed in this environment before",
         "json": "print the machine-readable result on stdout",
         **WAIT_HELP,
+        **MAJOR_UPGRADE_HELP,
     }
 )
 def release(
@@ -265,13 +252,14 @@ def release(
     json_: bool = False,
     wait: str | None = None,
     no_wait: bool = False,
+    allow_major_upgrade: bool = False,
 ) -> None:
     """Build, pin, apply, wait for the rollout and smoke-test one environment; roll back on failure."""
     from pipeline import release as chain
 
     with _errors():
         seconds = wait_seconds(wait, no_wait)
-        settings = _settings(c)
+        settings = major_upgrade(_settings(c), allow_major_upgrade)
         approver = _approver(settings, env, approved_by)
         with _progress(f"releasing to {env}") as progress:
             report = chain.release(
@@ -494,7 +482,7 @@ def report(c: Context, env: list[str], out: str = "report", days: str = "30", of
 
 
 ns = Collection(
-    build, bump, validate, release, promote, rollback, plan, drift, history, report, sandbox_tasks
+    build, bump, validate, release, promote, rollback, plan, drift, history, report, sandbox_tasks, db_tasks
 )
 # The sandbox's tasks find the project (where the sandbox keeps .sandbox/) through invoke's config.
 ns.configure({"project_root": str(ROOT)})

@@ -31,10 +31,10 @@ build | test) ;;
 esac
 
 command -v go >/dev/null 2>&1 ||
-	fail "go not found; install golang-go golang-github-gin-gonic-gin-dev golang-github-lib-pq-dev"
-for pkg in github.com/gin-gonic/gin github.com/lib/pq; do
+	fail "go not found; install golang-go golang-github-gin-gonic-gin-dev golang-github-lib-pq-dev golang-github-rubenv-sql-migrate-dev"
+for pkg in github.com/gin-gonic/gin github.com/lib/pq github.com/rubenv/sql-migrate; do
 	[ -d "$gocode/src/$pkg" ] ||
-		fail "$pkg not in $gocode; install golang-go golang-github-gin-gonic-gin-dev golang-github-lib-pq-dev"
+		fail "$pkg not in $gocode; install golang-go golang-github-gin-gonic-gin-dev golang-github-lib-pq-dev golang-github-rubenv-sql-migrate-dev"
 done
 
 commit=${SOURCE_COMMIT:-}

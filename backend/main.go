@@ -3,7 +3,8 @@
 // smoke-tests it: GET / for the greeting, /version to see which commit runs, /healthz and /livez for
 // the probes, /api/notes to prove that data outlives a database pod.
 //
-// Files: main.go (process lifecycle), config.go (environment), routes.go (HTTP), store.go (PostgreSQL).
+// Files: main.go (process lifecycle), config.go (environment), routes.go (HTTP), store.go (PostgreSQL),
+// migrate.go (the `migrate` subcommand and the versioned schema in migrations/).
 // build.sh compiles it offline with Debian's Go and gin; Dockerfile wraps the binary in scratch.
 package main
 
@@ -43,6 +44,9 @@ func buildCommit() string {
 
 func main() {
 	log.SetFlags(log.LstdFlags | log.LUTC)
+	if len(os.Args) > 1 && os.Args[1] == "migrate" {
+		os.Exit(runMigrate(os.Args[2:], os.Getenv))
+	}
 	os.Exit(run())
 }
 

@@ -25,6 +25,7 @@ from .errors import (
     RegistryUnreachable,
 )
 from .images import DIGEST, Image, check_tag
+from .retries import retrying
 
 __all__ = ["BuildResult", "Image", "build", "lookup"]
 
@@ -66,6 +67,19 @@ def _login_hint(settings: Settings) -> str:
     return f"Set DOCKERHUB_USERNAME and DOCKERHUB_TOKEN, or run `docker login {settings.registry.host}`"
 
 
+# How the engine reports a registry's 5xx, 429 and timeouts: trouble that passes, so it is retried.
+_SERVER_TROUBLE = (
+    "status: 500",
+    "status: 502",
+    "status: 503",
+    "status: 504",
+    "status: 429",
+    "service unavailable",
+    "toomanyrequests",
+    "timeout",
+)
+
+
 def _registry_host(settings: Settings, repository: str) -> str:
     """The registry a repository lives in: its first part (``--image`` may name another registry)."""
     first = repository.split("/")[0]
@@ -86,6 +100,11 @@ def _registry_error(doing: str, message: str, settings: Settings, repository: st
         return RegistryUnreachable(
             f"{doing}: registry {host} unreachable ({first})",
             hint if ours else f"Check the registry host in the image reference ({host})",
+        )
+    if any(s in text for s in _SERVER_TROUBLE):
+        return RegistryUnreachable(
+            f"{doing}: registry {host} kept failing ({first})",
+            "The registry is having trouble; try again in a few minutes",
         )
     if any(s in text for s in ("manifest unknown", "not found", "name unknown")):
         return ImageNotFound(f"{doing}: not found in {host}", "Build and push it first")
@@ -109,17 +128,23 @@ def lookup(
 
     client = client or _client()
     image = Image(repository or settings.image_repository, check_tag(tag))
-    try:
-        # Our registry's credentials go to our registry only, never to a host named in --image.
-        ours = _registry_host(settings, image.repository) == settings.registry.host
-        found = client.api.inspect_distribution(image.ref, auth_config=_auth(settings) if ours else None)
-    except docker.errors.APIError as e:
-        error = _registry_error(
-            f"looking up {image.ref}", str(e.explanation or e), settings, image.repository
-        )
-        if isinstance(error, ImageNotFound):
-            return None
-        raise error from None
+    # Our registry's credentials go to our registry only, never to a host named in --image.
+    ours = _registry_host(settings, image.repository) == settings.registry.host
+
+    def inspect() -> Any:
+        try:
+            return client.api.inspect_distribution(image.ref, auth_config=_auth(settings) if ours else None)
+        except docker.errors.APIError as e:
+            error = _registry_error(
+                f"looking up {image.ref}", str(e.explanation or e), settings, image.repository
+            )
+            if isinstance(error, ImageNotFound):
+                return None
+            raise error from None
+
+    found = retrying(f"looking up {image.ref}")(inspect)
+    if found is None:
+        return None
     return Image(image.repository, image.tag, found["Descriptor"]["digest"])
 
 
@@ -184,6 +209,11 @@ def _build(
 
 
 def _push(client: docker.DockerClient, settings: Settings, image: Image, progress: Progress) -> str:
+    # A retried push sends only the layers the registry does not have yet.
+    return retrying(f"pushing {image.ref}")(_push_once, client, settings, image, progress)
+
+
+def _push_once(client: docker.DockerClient, settings: Settings, image: Image, progress: Progress) -> str:
     import docker
 
     digest = ""

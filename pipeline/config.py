@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .dbconfig import DatabaseSettings, database_settings
 from .errors import ConfigError
 
 if TYPE_CHECKING:
@@ -145,6 +146,7 @@ class Settings:
     environments: Mapping[str, Environment]
     secret: SecretSettings = field(default_factory=SecretSettings)
     release: ReleaseSettings = field(default_factory=ReleaseSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
 
     @property
     def image_repository(self) -> str:
@@ -243,6 +245,11 @@ def load(root: Path | None = None, environ: Mapping[str, str] | None = None) -> 
 
     env = os.environ if environ is None else environ
     root = Path(root or env.get("PIPELINE_ROOT") or Path.cwd()).resolve()
+    if not root.is_dir():
+        # Else every setting would silently be a default and every environment unknown.
+        raise ConfigError(
+            f"PIPELINE_ROOT {str(root)!r} is not a directory", "Point it at a checkout, or unset it"
+        )
     path = root / CONFIG_FILE
     try:
         data = tomllib.loads(path.read_text()) if path.exists() else {}
@@ -287,4 +294,7 @@ def load(root: Path | None = None, environ: Mapping[str, str] | None = None) -> 
         environments=_environments(file.environments or {}, overrides),
         secret=_secret(schema.set_fields(file.secret)),
         release=release,
+        database=database_settings(
+            schema.set_fields(file.database), overrides.PIPELINE_STORAGE_ENDPOINT or ""
+        ),
     )

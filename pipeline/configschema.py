@@ -115,6 +115,8 @@ EnvVar = Annotated[
 HttpPath = Annotated[
     str, _text(r"^/[^\s\x00-\x1f\x7f]*$", "a URL path starting with / and without spaces", "/healthz")
 ]
+WebhookUrl = Annotated[str, _text(r"^https?://[^\s/]+(?:/\S*)?$", "an http(s):// URL", "")]
+WebhookFormat = Annotated[str, _text(r"(?i)^(?:slack|json)$", "slack or json", "slack")]
 Seconds = Annotated[float, Meta(gt=0, le=86400, description="a number of seconds > 0 (at most a day)")]
 Port = Annotated[int, Meta(ge=1, le=65535, description="a port number from 1 to 65535", examples=[443])]
 Status = Annotated[int, Meta(ge=100, le=599, description="an HTTP status from 100 to 599", examples=[200])]
@@ -196,6 +198,30 @@ class ReleaseTable(_Table):
     ingress_port: Port | UnsetType = UNSET
 
 
+class DatabaseTable(_Table):
+    deployment: DnsSubdomain | UnsetType = UNSET
+    container: DnsLabel | UnsetType = UNSET
+    backend_deployment: DnsSubdomain | UnsetType = UNSET
+    bucket: (
+        Annotated[
+            str,
+            _text(
+                r"^[a-z0-9{][-a-z0-9_.{}]{1,220}[a-z0-9}]$",
+                "a bucket name ({env}: the environment's)",
+                "campus-{env}-db-backups",
+            ),
+        ]
+        | UnsetType
+    ) = UNSET
+    keep: (
+        Annotated[int, Meta(ge=1, le=10000, description="a whole number of backups >= 1", examples=[20])]
+        | UnsetType
+    ) = UNSET
+    migrations: RelativePath | UnsetType = UNSET
+    migrate_timeout: Annotated[Seconds, _ex(300)] | UnsetType = UNSET
+    storage_endpoint: Url | UnsetType = UNSET
+
+
 class FileTable(_Table):
     """The whole file: its sections."""
 
@@ -208,6 +234,7 @@ class FileTable(_Table):
     ) = UNSET
     secret: SecretTable | UnsetType = UNSET
     release: ReleaseTable | UnsetType = UNSET
+    database: DatabaseTable | UnsetType = UNSET
 
 
 # Keys people put in the file that belong elsewhere: where they go instead. Their values are never shown.
@@ -229,12 +256,16 @@ class Overrides(msgspec.Struct, frozen=True, kw_only=True):
     PIPELINE_GKE_LOCATION: Location | UnsetType = UNSET
     PIPELINE_INGRESS_CA_BUNDLE: FilePath | UnsetType = UNSET
     PIPELINE_INGRESS_PORT: Port | UnsetType = UNSET
+    PIPELINE_STORAGE_ENDPOINT: Url | UnsetType = UNSET
     DOCKERHUB_USERNAME: Text | UnsetType = UNSET
     DOCKERHUB_TOKEN: Text | UnsetType = UNSET
+    # Read by notify.py after a release: checked here so that a typo stops the release before it starts.
+    PIPELINE_WEBHOOK_URL: WebhookUrl | UnsetType = UNSET
+    PIPELINE_WEBHOOK_FORMAT: WebhookFormat | UnsetType = UNSET
 
 
 # Never echoed in a message: the value is a credential.
-SECRET_VARIABLES = frozenset({"DOCKERHUB_TOKEN"})
+SECRET_VARIABLES = frozenset({"DOCKERHUB_TOKEN", "PIPELINE_WEBHOOK_URL"})
 
 
 def set_fields(table: msgspec.Struct | UnsetType) -> dict[str, Any]:

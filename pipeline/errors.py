@@ -198,3 +198,15 @@ class UnknownKind(KubeError, LookupError):
 
 class RolloutError(PipelineError):
     """The rollout could not be watched (not: the rollout failed, which is a ``RolloutResult``)."""
+
+
+class StorageError(PipelineError):
+    """Cloud Storage (the backups' bucket) refused or could not be reached."""
+
+
+class DatabaseError(PipelineError):
+    """A backup, restore or schema step in the database pod failed."""
+
+
+class BackupCorrupt(DatabaseError, ValueError):
+    """A stored backup's content does not match its recorded checksum: nothing was restored."""

@@ -1,7 +1,7 @@
 """GitOps stage: commit an overlay change and push it to the GitOps remote, safely under races.
 
-The only module that runs git: the ``git`` binary through :func:`_git` (a process costs a few
-milliseconds, where importing GitPython cost a third of a second on every command). The pipeline
+The only module that runs git: plumbing and porcelain commands through GitPython's command runner
+(:func:`_git`), imported on first use so that tasks that never touch git never pay for it. The pipeline
 writes through its own clone of the remote (under ``.pipeline/gitops/``), never the user's working tree.
 A push rejected because the remote moved is fetched, re-applied on the new tip and retried, so two
 releases racing each other both land; any other failure leaves the remote untouched and the clone reset.
@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import os
 import random
 import re
-import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,18 +59,28 @@ class GitFailed(Exception):
 
 def _git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
     """Run ``git args`` in ``cwd``; its stdout without the final newline, or :class:`GitFailed`."""
-    # English messages whatever the user's locale: the race detection reads them.
-    environ = {**os.environ, **(env or {}), "LANGUAGE": "C", "LC_ALL": "C"}
+    from git.cmd import Git
+    from git.exc import GitCommandNotFound
+
     try:
-        proc = subprocess.run(
-            ["git", *args], cwd=cwd, env=environ, capture_output=True, text=True,
-            stdin=subprocess.DEVNULL, check=False,
-        )  # fmt: skip
-    except FileNotFoundError:
+        # GitPython sets LANGUAGE/LC_ALL=C itself (the race detection reads git's English messages),
+        # gives the command no stdin, and merges ``env`` over ours.
+        status, stdout, stderr = Git(cwd).execute(
+            ["git", *args], with_extended_output=True, with_exceptions=False, env=env
+        )
+    except GitCommandNotFound:
         raise GitOpsError("git is not installed", "Install git and try again") from None
-    if proc.returncode != 0:
-        raise GitFailed(list(args), proc.returncode, proc.stdout, proc.stderr)
-    return proc.stdout.removesuffix("\n")
+    if status != 0:
+        raise GitFailed(list(args), status, str(stdout), str(stderr))
+    return str(stdout)
+
+
+def files_at(root: Path, commit: str, folder: str) -> list[str] | None:
+    """The paths under ``folder`` in ``commit`` of the checkout at ``root``; None: no such commit."""
+    try:
+        return _git(root, "ls-tree", "--name-only", commit, "--", folder).splitlines()
+    except GitFailed:
+        return None
 
 
 def source_state(root: Path, context: str) -> SourceState:

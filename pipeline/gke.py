@@ -33,6 +33,7 @@ from .access import ADC_HINT, Access, ClusterAccess, KubeContext, StaticToken, T
 from .base import first_line
 from .config import Environment, Settings
 from .errors import ClusterNotFound, GkeError, GkeUnreachable, GoogleAuthError
+from .retries import retrying
 
 if TYPE_CHECKING:
     from google.auth.credentials import Credentials
@@ -53,6 +54,7 @@ __all__ = [
     "StaticToken",
     "TokenSource",
     "cluster_access",
+    "token_source",
 ]
 
 log = logging.getLogger(__name__)
@@ -112,20 +114,28 @@ class GoogleToken:
 
         if self._request is None:
             self._request = Request()
-        try:
-            # google-auth leaves `refresh` unannotated.
-            self._credentials.refresh(self._request)  # type: ignore[no-untyped-call]
-        except auth_exceptions.TransportError as e:
-            raise GkeUnreachable(
-                f"refreshing the Google access token for {self._describe}: the token endpoint did not answer",
-                "Check the network and try again",
-            ) from e
-        except auth_exceptions.GoogleAuthError as e:  # refused, revoked, malformed, an OAuth error
-            raise GoogleAuthError(
-                f"refreshing the Google access token for {self._describe}: the credentials from "
-                f"{_adc_file()} were refused ({_reason(e)})",
-                ADC_HINT,
-            ) from e
+        request = self._request
+        doing = f"refreshing the Google access token for {self._describe}"
+
+        def refresh() -> None:
+            try:
+                # google-auth leaves `refresh` unannotated.
+                self._credentials.refresh(request)  # type: ignore[no-untyped-call]
+            except auth_exceptions.TransportError as e:
+                raise GkeUnreachable(
+                    f"{doing}: the token endpoint did not answer", "Check the network and try again"
+                ) from e
+            except auth_exceptions.GoogleAuthError as e:  # refused, revoked, malformed, an OAuth error
+                if _token_endpoint_trouble(e):
+                    raise GkeUnreachable(
+                        f"{doing}: Google's token endpoint kept failing ({_oauth_detail(e)})",
+                        "Try again in a minute",
+                    ) from e
+                raise GoogleAuthError(
+                    f"{doing}: the credentials from {_adc_file()} were refused ({_reason(e)})", ADC_HINT
+                ) from e
+
+        retrying(doing)(refresh)
         self._forced = False
         self.refreshes += 1
         expiry: datetime.datetime | None = self._credentials.expiry
@@ -142,6 +152,17 @@ class GoogleToken:
     def invalidate(self) -> None:
         with self._lock:
             self._forced = True
+
+    def expires(self) -> float | None:
+        """When the current token expires (seconds since the epoch), None when it states no lifetime."""
+        self.token()
+        expiry: datetime.datetime | None = self._credentials.expiry
+        return expiry.replace(tzinfo=datetime.UTC).timestamp() if expiry is not None else None
+
+
+def token_source(describe: str) -> GoogleToken:
+    """Tokens from Application Default Credentials for ``describe`` (when its endpoint is already known)."""
+    return GoogleToken(_default_credentials(describe), describe)
 
 
 def _decode_ca(encoded: str, describe: str) -> str:
@@ -195,8 +216,46 @@ def cluster_access(
         credentials = _default_credentials(describe)
     tokens = GoogleToken(credentials, describe, margin)
     name = f"projects/{project}/locations/{location}/clusters/{cluster}"
-    found = _get_cluster(credentials, name, describe, api_endpoint)
+    # The Container API's own retry covers its 5xx; this one also covers the token endpoint's trouble.
+    found = retrying(f"looking up {describe}")(_get_cluster, credentials, name, describe, api_endpoint)
     return _access_to(found, describe, tokens)
+
+
+def _oauth_body(e: Exception) -> object:
+    """The JSON body google-auth kept of a token endpoint's error answer (None when there is none)."""
+    import json
+
+    for arg in e.args[1:]:
+        if isinstance(arg, str | bytes):
+            try:
+                return json.loads(arg)
+            except ValueError:
+                continue
+    return None
+
+
+def _token_endpoint_trouble(e: Exception) -> bool:
+    """Whether a token endpoint's refusal is its own trouble (5xx, 429), not a refusal of our credentials.
+
+    Google's STS answers errors in the Google API format (``{"error": {"code": 503, ...}}``), OAuth's
+    refresh grant in OAuth's (``{"error": "temporarily_unavailable"}``); google-auth keeps the body only.
+    """
+    if getattr(e, "retryable", False):
+        return True
+    body = _oauth_body(e)
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        code = error.get("code")
+        return isinstance(code, int) and (code >= 500 or code == 429)
+    return error in ("temporarily_unavailable", "server_error", "internal_failure")
+
+
+def _oauth_detail(e: Exception) -> str:
+    body = _oauth_body(e)
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return f"{error.get('code')} {error.get('status', '')}".strip()
+    return str(error or type(e).__name__)
 
 
 def _adc_file() -> str:
@@ -292,6 +351,16 @@ def _lookup_error(e: Exception, describe: str, where: str) -> GkeError:
             f"looking up {describe}: no such cluster at {where}",
             "Check gke_project, gke_location (zone or region) and gke_cluster in pipeline.toml, "
             "and that the credentials' project can see it",
+        )
+    refused_or_troubled = auth_exceptions.GoogleAuthError
+    if (
+        isinstance(e, refused_or_troubled)
+        and not isinstance(e, auth_exceptions.TransportError)
+        and _token_endpoint_trouble(e)
+    ):
+        return GkeUnreachable(
+            f"looking up {describe}: Google's token endpoint kept failing ({_oauth_detail(e)})",
+            "Try again in a minute",
         )
     if isinstance(
         e, api_exceptions.Unauthenticated | auth_exceptions.RefreshError | auth_exceptions.OAuthError

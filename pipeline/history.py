@@ -120,8 +120,12 @@ def failed_digests(records: list[Record]) -> set[str]:
 
 
 def verified(records: list[Record], digest: str | None) -> bool:
-    """Whether ``digest``'s newest decisive record here is a success: what "nothing to do" requires."""
-    latest = next((r for r in records if r.digest == digest and r.result in DECISIVE), None)
+    """Whether ``digest``'s newest record here (no-ops aside) is a success: what "nothing to do" requires.
+
+    A later ``started`` or ``interrupted`` release of the same digest re-applied it without proving it
+    again (killed mid-rollout or mid-smoke), so it counts against, as a failure does.
+    """
+    latest = next((r for r in records if r.digest == digest and r.result != "unchanged"), None)
     return bool(digest) and latest is not None and latest.result == "succeeded"
 
 

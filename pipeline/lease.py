@@ -289,9 +289,9 @@ def held(
     progress: Progress = quiet,
 ) -> Iterator[Lease]:
     """The environment's Lease for the duration of the block (``wait`` default: ``[release] lock_wait``)."""
-    from . import gkerest, kube
+    from . import gkecache, kube
 
-    with kube.connect(gkerest.environment_access(settings, env)) as cluster:
+    with kube.connect(gkecache.environment_access(settings, env)) as cluster:
         lease = Lease(
             cluster,
             settings.release.lock_namespace,

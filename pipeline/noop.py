@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import appsecret, fingerprint, gitops, gkerest, history, registry
+from . import appsecret, fingerprint, gitops, gkecache, history, registry
 from .applyset import APPLYSET_ID, ENV_LABEL, FIELD_MANAGER, MANAGED_BY_LABEL, ApplySet, recorded
 from .base import Obj
 from .config import Environment, Settings
@@ -122,7 +122,7 @@ def _cluster_facts(settings: Settings, env: Environment) -> tuple[Obj | None, Fi
     """The parent, its fingerprint and the set's live members: plain HTTPS when it can, else the client."""
     from . import kube
 
-    quick = gkerest.access(settings, env)
+    quick = gkecache.access(settings, env)
     if quick is not None:
         from .kube.lite import Reader
 
@@ -133,7 +133,7 @@ def _cluster_facts(settings: Settings, env: Environment) -> tuple[Obj | None, Fi
             if parent is None or left is None:
                 return parent, left, []
             return parent, left, reader.lists(left.lists, _set_selector(env, parent))
-    with kube.connect(gkerest.environment_access(settings, env)) as cluster:
+    with kube.connect(gkecache.environment_access(settings, env)) as cluster:
         parent = _parent(cluster, env)
         left = fingerprint.read(parent)
         if parent is None or left is None:

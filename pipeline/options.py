@@ -19,7 +19,7 @@ def count(text: str | int, option: str, *, maximum: int = 10_000) -> int:
         value = int(str(text).strip(), 10)
     except ValueError:
         raise ConfigError(
-            f"{option} must be a whole number, got {str(text)!r}", f"e.g. {option} 20"
+            f"{option} must be a whole number, got {str(text)!r}", f"Give e.g. `{option} 20`"
         ) from None
     if not 1 <= value <= maximum:
         raise ConfigError(f"{option} must be from 1 to {maximum}, got {value}", f"Give e.g. `{option} 20`")
@@ -32,11 +32,11 @@ def days(text: str | float, option: str = "--days", *, maximum: float = 3650.0) 
         value = float(str(text).strip())
     except ValueError:
         raise ConfigError(
-            f"{option} must be a number of days, got {str(text)!r}", f"e.g. {option} 30"
+            f"{option} must be a number of days, got {str(text)!r}", f"Give e.g. `{option} 30`"
         ) from None
     if not math.isfinite(value) or not 0 < value <= maximum:
         raise ConfigError(
-            f"{option} must be more than 0 and at most {maximum:g}, got {text}", f"e.g. {option} 30"
+            f"{option} must be more than 0 and at most {maximum:g}, got {text}", f"Give e.g. `{option} 30`"
         )
     return value
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import gitops, gkerest, history, overlays
+from . import gitops, gkecache, history, overlays
 from .base import Obj
 from .config import Environment, Settings
 from .errors import ImageNotFound, ReleaseRefused, ValidationFailed
@@ -107,7 +107,7 @@ def tip(settings: Settings) -> str:
 def _cluster(settings: Settings, env: Environment) -> Kube:
     from . import kube
 
-    cluster = kube.connect(gkerest.environment_access(settings, env))
+    cluster = kube.connect(gkecache.environment_access(settings, env))
     try:
         cluster.version()
     except BaseException:

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from . import (
     building,
-    gkerest,
+    dbrelease,
+    gkecache,
     history,
     images,
     interrupt,
@@ -122,6 +123,9 @@ def deploy(
                 return ReleaseReport(env.name, kind, "unchanged", image, source_commit, tuple(tl.stages))
             tl.progress(f"{env.name} runs {image.ref}, but no release of it succeeded here: verifying it")
         interrupt.check()  # nothing written yet: stop plainly
+        # Before anything is written: refuse a PostgreSQL major upgrade, back up a risky release.
+        db = dbrelease.guard(settings, env, cluster, prepared, dry, image.pinned)
+        db.take_backup(tl)
         run = operation.Run(settings, env, kind, image, source_commit, approver, tl, guard)
         run.start()
         bump_commit: str | None = None
@@ -135,9 +139,14 @@ def deploy(
                     detail.append(f"commit {bump_commit[:12]}" if bump_commit else "already pinned")
             else:
                 tl.skip("bump", "overlay already pins this image")
-            verified = verify.run(settings, env, cluster, prepared.objects, prepared.pin.tag, tl, guard=guard)
+            db.migrate(tl)
+            verified = verify.run(
+                settings, env, cluster, prepared.objects, prepared.pin.tag, tl, guard=guard,
+                after_apply=db.after_apply,
+            )  # fmt: skip
         except StageFailed as failure:
             tl.progress(f"{failure.stage} failed: rolling back")
+            failure = db.recover(failure, tl)
             return revert.after_failure(
                 run, cluster, prepared, records, failure.args[0], failure.reason, record_on
             )
@@ -316,7 +325,7 @@ def plan(settings: Settings, env_name: str, *, image_ref: str | None = None) -> 
             raise ReleaseRefused(f"{env.overlay} pins no image yet", "Pass --image, or release first")
         pin = current
     prepared = preflight.prepare(settings, env, pin)
-    with kube.connect(gkerest.environment_access(settings, env)) as cluster:
+    with kube.connect(gkecache.environment_access(settings, env)) as cluster:
         diffs = apply.diff_environment(settings, env, cluster, prepared.objects)
     return Plan(env.name, pin.ref, tuple(diffs))
 
@@ -366,7 +375,7 @@ def drift(
     tl = Timeline(progress)
     # The cluster's address and token are looked up while git and kustomize say what was declared.
     with ThreadPoolExecutor(1, thread_name_prefix="access") as pool:
-        access = pool.submit(gkerest.environment_access, settings, env)
+        access = pool.submit(gkecache.environment_access, settings, env)
         with tl.stage("declared") as detail:
             state = drift_stage.declared(settings, env, history.read(settings, env.name))
             detail.append(f"{len(state.objects)} objects at overlay commit {state.commit[:12]}")
@@ -382,6 +391,6 @@ def drift(
     except PipelineError as e:
         # Still a report: the findings reach the job summary and the webhook, and the command exits 1.
         return dataclasses.replace(found, repair_error=first_line(e))
-    with kube.connect(gkerest.environment_access(settings, env)) as cluster:
+    with kube.connect(gkecache.environment_access(settings, env)) as cluster:
         after = drift_stage.check(settings, env, cluster, state)
     return dataclasses.replace(found, repair=repaired, after=tuple(after))

@@ -48,7 +48,7 @@ class Verified:
 def settled(records: list[history.Record], digest: str | None) -> bool:
     """Whether a release that finds git and the cluster already on ``digest`` has nothing to do.
 
-    Only a ``succeeded`` record for exactly this digest (its newest decisive record) says so.
+    Only a ``succeeded`` record for exactly this digest, as its newest record here (no-ops aside), says so.
     """
     return history.verified(records, digest)
 
@@ -76,6 +76,7 @@ def run(
     *,
     suffix: str = "",
     guard: Guard = _unguarded,
+    after_apply: Callable[[Timeline], None] | None = None,
 ) -> Verified:
     """Apply, wait for the rollout, smoke-test; raise StageFailed naming the stage that failed.
 
@@ -95,6 +96,8 @@ def run(
         except PipelineError as e:
             raise StageFailed("apply", str(e)) from e
         detail.append(applied.summary())
+    if after_apply is not None:
+        after_apply(tl)  # a first release's migrations: there was no database before the apply
     interrupt.check()
     with tl.stage(f"rollout{suffix}") as detail:
         try:

@@ -1,4 +1,4 @@
-"""``python -m sandbox serve|token --home DIR``: the daemon, and kubectl's exec credential plugin."""
+"""``python -m sandbox serve|token|faults --home DIR``: the daemon, kubectl's credential plugin, faults."""
 
 from __future__ import annotations
 
@@ -11,6 +11,11 @@ from .home import Home
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["faults"]:
+        from .faultcli import main as faults
+
+        return faults(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m sandbox")
     parser.add_argument("command", choices=["serve", "token"])
     parser.add_argument("--home", type=Path, required=True)

@@ -14,8 +14,11 @@ import os
 import signal
 from typing import Any, Protocol
 
+from . import faults
+from .controlserver import ControlService
 from .home import Home, Settings
 from .registry import RegistryService
+from .storage import StorageService
 
 log = logging.getLogger("sandbox")
 
@@ -28,15 +31,21 @@ class Service(Protocol):
 
 def build_services(home: Home, settings: Settings) -> list[Service]:
     services: list[Service] = [RegistryService(home, settings)]
-    if not settings.clusters:
+    if settings.storage_port:
+        services.append(StorageService(home, settings))
+    kube: Service | None = None
+    if settings.clusters:
         # SANDBOX_CLUSTERS="" at the first `up`: registry and git only (fast tests of build and bump).
-        return services
-    try:
-        # The Kubernetes side is optional so that part one of the sandbox runs on its own.
-        from .kube.service import KubeService
-    except ImportError:
-        return services
-    services.append(KubeService(home, settings))
+        try:
+            # The Kubernetes side is optional so that part one of the sandbox runs on its own.
+            from .kube.service import KubeService
+        except ImportError:
+            pass
+        else:
+            kube = KubeService(home, settings)
+            services.append(kube)
+    # Last, so that it only answers once everything it can break is there.
+    services.append(ControlService(home, kube))
     return services
 
 
@@ -61,6 +70,8 @@ def _write_ready(home: Home, ready: dict[str, Any]) -> None:
 
 async def serve(home: Home) -> None:
     settings = home.ensure_settings()
+    # A run-time knob, not a setting: each `up` may choose it (scripts/bench --latency-ms).
+    faults.state.set_latency(int(os.environ.get("SANDBOX_LATENCY_MS") or 0))
     services = build_services(home, settings)
     started: list[Service] = []
     stop = asyncio.Event()

@@ -16,7 +16,7 @@ import os
 import secrets
 import socket
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ class Settings:
     registry_user: str
     registry_password: str = field(repr=False)
     gke_port: int = 0
+    # The Cloud Storage emulator (database backups); 0 in settings kept from before it existed.
+    storage_port: int = 0
     # 443 as on GKE; users who are not root choose another port at their first `up`.
     ingress_port: int = 443
     # One hour, as Google's access tokens; tests shorten it to exercise refreshing.
@@ -86,6 +88,8 @@ def default_settings(env: Mapping[str, str]) -> Settings:
         registry_user="sandbox",
         registry_password=secrets.token_urlsafe(24),
         gke_port=_port(env, "SANDBOX_GKE_PORT", 8443),
+        # A free port rather than the emulator's 9023: test sandboxes start beside the user's.
+        storage_port=_port(env, "SANDBOX_STORAGE_PORT", 0) or free_port(),
         ingress_port=_port(env, "SANDBOX_INGRESS_PORT", 443),
         token_lifetime_seconds=_port(env, "SANDBOX_TOKEN_LIFETIME", 3600),
         clusters=clusters,
@@ -146,9 +150,13 @@ class Home:
     def ensure_settings(self, env: Mapping[str, str] | None = None) -> Settings:
         """The kept settings, or new defaults written with owner-only permissions."""
         existing = self.load_settings()
-        if existing is not None:
+        if existing is not None and existing.storage_port:
             return existing
-        settings = default_settings(os.environ if env is None else env)
+        if existing is not None:
+            # Kept from before the storage emulator: everything stays, the emulator gets a port.
+            settings = replace(existing, storage_port=free_port())
+        else:
+            settings = default_settings(os.environ if env is None else env)
         self.path.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.settings_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:

@@ -2,7 +2,8 @@
 
 Started as a child of the daemon (``daemon.py``); its data survives ``down``/``up`` under the home.
 Docker treats 127.0.0.0/8 registries as insecure, so plain HTTP works without touching the engine's
-configuration.
+configuration. The registry itself listens on a private loopback port; the published address is
+``registryproxy.py``'s, which passes every request on and is where faults and latency are injected.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from . import SandboxError
-from .home import Home, Settings
+from .home import Home, Settings, free_port
+from .registryproxy import RegistryProxy
 
 BINARY = "docker-registry"
 
@@ -40,7 +42,7 @@ auth:
 """
 
 
-def write_config(home: Home, settings: Settings) -> Path:
+def write_config(home: Home, settings: Settings, port: int | None = None) -> Path:
     """Write the registry's config and htpasswd (bcrypt, as the registry requires)."""
     if shutil.which("htpasswd") is None:
         raise SandboxError("htpasswd is missing: install apache2-utils (scripts/test and scripts/demo do)")
@@ -58,7 +60,8 @@ def write_config(home: Home, settings: Settings) -> Path:
     htpasswd.write_text(proc.stdout)
     htpasswd.chmod(0o600)
     config = directory / "config.yml"
-    config.write_text(CONFIG.format(data=directory / "data", port=settings.registry_port, htpasswd=htpasswd))
+    port = port or settings.registry_port
+    config.write_text(CONFIG.format(data=directory / "data", port=port, htpasswd=htpasswd))
     return config
 
 
@@ -80,6 +83,7 @@ class RegistryService:
         self.home = home
         self.settings = settings
         self.proc: asyncio.subprocess.Process | None = None
+        self.proxy: RegistryProxy | None = None
 
     @property
     def address(self) -> str:
@@ -88,18 +92,24 @@ class RegistryService:
     async def start(self) -> None:
         if shutil.which(BINARY) is None:
             raise SandboxError(f"{BINARY} is missing: install Debian's docker-registry package")
-        config = write_config(self.home, self.settings)
+        backend = free_port()
+        config = write_config(self.home, self.settings, backend)
         log = (self.home.run / "registry.log").open("ab")
         self.proc = await asyncio.create_subprocess_exec(BINARY, "serve", str(config), stdout=log, stderr=log)
         for _ in range(100):
             if self.proc.returncode is not None:
                 raise SandboxError(f"the registry exited at start; see {self.home.run / 'registry.log'}")
-            if await _answers(self.settings.registry_port):
+            if await _answers(backend):
+                self.proxy = RegistryProxy("127.0.0.1", self.settings.registry_port, backend)
+                await self.proxy.start()
                 return
             await asyncio.sleep(0.1)
         raise SandboxError(f"the registry did not answer on {self.address} within 10 s")
 
     async def stop(self) -> None:
+        if self.proxy is not None:
+            await self.proxy.stop()
+            self.proxy = None
         if self.proc and self.proc.returncode is None:
             self.proc.terminate()
             try:

@@ -6,7 +6,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 # chromium: the release dashboard's browser test (Playwright drives Debian's /usr/bin/chromium).
 DEBIAN_PACKAGES=(docker.io docker-registry golang-go golang-github-gin-gonic-gin-dev golang-github-lib-pq-dev
-                 apache2-utils git curl shellcheck busybox-static postgresql-15 chromium)
+                 golang-github-rubenv-sql-migrate-dev apache2-utils git curl shellcheck busybox-static postgresql-15 chromium
+                 wrk)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -2,7 +2,8 @@
 
 :func:`connect` turns an :data:`~pipeline.access.Access` into a :class:`Kube`, which offers what the
 stages need and nothing else: kind lookup (:meth:`Kube.resource`), server-side apply, get, list, delete,
-watch (a reconnecting :class:`~pipeline.kube.watch.WatchStream`), pod logs and the events of an object.
+watch (a reconnecting :class:`~pipeline.kube.watch.WatchStream`), pod logs, exec (``kube.podexec``) and
+the events of an object.
 Objects are plain dicts in and out (:data:`~pipeline.base.Obj`); every failure is a one-line
 :class:`~pipeline.errors.KubeError`, connection failures a :class:`~pipeline.errors.TemporaryError`.
 
@@ -15,14 +16,16 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
-from typing import cast
+from collections.abc import Iterator, Sequence
+from typing import Any, cast
 
 from ..access import Access
 from ..base import Obj
 from ..errors import KubeInvalid, KubeNotFound
+from . import podexec
 from .discovery import Discovery, Resource
 from .errors import secret_values
+from .podexec import ExecResult
 from .session import REQUEST_TIMEOUT_SECONDS, ApiSession
 from .watch import WATCH_WINDOW_SECONDS, Selection, WatchStream
 
@@ -310,6 +313,10 @@ class Kube:
             raw=True,
         )
         return [line for line in str(text).splitlines() if line.strip()][-tail:]
+
+    def exec(self, namespace: str, pod: str, container: str, cmd: Sequence[str], **opts: Any) -> ExecResult:
+        """Run a command in a pod's container (``kubectl exec -i``; options: podexec.run's)."""
+        return podexec.run(self._session, namespace, pod, container, cmd, **opts)
 
     def events_for(self, obj: Obj, *, limit: int = 10) -> list[Obj]:
         """The most recent Events about ``obj`` (core/v1), oldest first."""

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..access import Access, ClusterAccess, KubeContext
 from ..base import Obj
-from ..errors import KubeError, PipelineError
+from ..errors import KubeError, PipelineError, TemporaryError
+from ..retries import retrying
 from .errors import connection_error, is_connection_error, one_line, translate
 
 if TYPE_CHECKING:
@@ -164,8 +165,21 @@ class ApiSession:
         verb: str = "",
         resource: str = "",
         redact: Sequence[str] = (),
+        method: str = "GET",
     ) -> T:
-        """Run one client call, retrying once after a 401 with a fresh token; translate failures."""
+        """Run one client call, retrying once after a 401 with a fresh token; translate failures.
+
+        Transient failures (no answer, 5xx, 429, a token endpoint that did not answer) are retried with
+        bounded back-off (``retries.py``); a POST only when it cannot have been applied.
+        """
+        for attempt in retrying(doing, transient=lambda e: _transient(method, e)):
+            with attempt:
+                return self._call_once(doing, fn, verb=verb, resource=resource, redact=redact)
+        raise AssertionError("unreachable")
+
+    def _call_once(
+        self, doing: str, fn: Callable[[], T], *, verb: str, resource: str, redact: Sequence[str]
+    ) -> T:
         from kubernetes.client.exceptions import ApiException
 
         for attempt in (1, 2):
@@ -228,7 +242,7 @@ class ApiSession:
             parsed: object = json.loads(text) if text.strip() else {}
             return parsed
 
-        return self.call(doing, call, verb=verb, resource=resource, redact=redact)
+        return self.call(doing, call, verb=verb, resource=resource, redact=redact, method=method)
 
     def stream(
         self, path: str, query: Query, *, doing: str, verb: str, resource: str, timeout: Timeout
@@ -262,3 +276,23 @@ class ApiSession:
             raise
         raw: BaseHTTPResponse = response.response
         return raw
+
+
+def _transient(method: str, e: BaseException) -> bool:
+    """Whether to try ``e``'s request again: transient, and (for a POST) certainly not applied."""
+    if not isinstance(e, TemporaryError):
+        return False
+    if method.upper() != "POST":
+        return True  # GET, PATCH (apply), PUT and DELETE are idempotent
+    # A create is retried only when the server answered (an error status: nothing stored) or when the
+    # connection was never made; after a broken connection it may have been stored, and the caller
+    # decides (e.g. a Lease's create then finds it exists).
+    if getattr(e, "status", None):
+        return True
+    cause: BaseException | None = e.__cause__
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError) or type(cause).__name__ == "NewConnectionError":
+            return True
+        reason = getattr(cause, "reason", None)
+        cause = reason if isinstance(reason, BaseException) else cause.__cause__ or cause.__context__
+    return False

@@ -99,7 +99,7 @@ RESOURCES: tuple[ResourceInfo, ...] = (
         "Pod",
         short_names=("po",),
         categories=_ALL,
-        subresources=("status", "log"),
+        subresources=("status", "log", "exec", "portforward"),
         has_generation=True,
     ),
     _r("", "v1", "events", "Event", short_names=("ev",)),

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from .. import faults
 from . import openapi
 from .apiserver import GIT_VERSION, ApiServer
 from .auth import TokenIssuer
@@ -303,6 +304,7 @@ class KubeService:
         parts.server.pod_logs = lambda ns, name, container, tail, previous: kubelet.pod_logs(
             ns, name, container, tail, previous=previous
         )
+        parts.server.pod_container = kubelet.running_container
         assert self.ca is not None
         proxies = Proxies(cluster.name, cluster.node_ip, self.ca, ingress_port=self.settings.ingress_port)
         await proxies.start()
@@ -342,13 +344,22 @@ class KubeService:
             for c in self.clusters
         ]
         api = GkeApi(self.settings.gcp_project, self.settings.gcp_location, records, self.tokens.check)
-        app = web.Application()
+        # The Container API and the token endpoint get faults and latency as targets of their own.
+        app = web.Application(middlewares=[faults.state.middleware(faults.gke_target, faults.google_error)])
         app.router.add_post("/token", self.tokens.handle_token)
         app.router.add_routes(api.routes())
         self._gke_runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._gke_runner.setup()
-        site = web.TCPSite(self._gke_runner, "127.0.0.1", self.settings.gke_port)
-        await site.start()
+        runner = self._gke_runner
+
+        def site() -> web.TCPSite:
+            return web.TCPSite(runner, "127.0.0.1", self.settings.gke_port)
+
+        await site().start()
+        # A refused Container API and a refused token endpoint are the same listener.
+        listener = faults.Listener(runner, site)
+        faults.state.register("gke", listener)
+        faults.state.register("token", listener)
 
     async def stop(self) -> None:
         if self._gke_runner is not None:

@@ -49,7 +49,7 @@ FAKE_SECRETS = {
     "CAMPUS_POSTGRES_PASSWORD": "pg-fake-password-5678",
     "CAMPUS_ADMIN_PASS": "admin-fake-password-9012",
 }
-SECRET_NAME = re.compile(r"TOKEN|PASS|SECRET", re.IGNORECASE)
+SECRET_NAME = re.compile(r"TOKEN|PASS|SECRET|WEBHOOK_URL", re.IGNORECASE)
 
 
 @dataclass
@@ -125,7 +125,7 @@ def _run(case: dict[str, Any], where: Path, base_env: dict[str, str], values: di
     values = {**values, "case": str(where)}
     env = {
         **base_env,
-        "PIPELINE_ROOT": str(where / "clone"),
+        "PIPELINE_ROOT": str(where / "clone"),  # a case's own env may override it
         "PIPELINE_GITOPS_REMOTE": str(where / "remote.git"),
     }
     for name, value in case.get("setup", {}).get("env", {}).items():
@@ -236,9 +236,9 @@ class Released:
     env: dict[str, str]
 
 
-def _server(kubeconfig: str, cluster: str) -> str:
+def _cluster(kubeconfig: str, name: str, key: str) -> str:
     clusters = yaml.safe_load(Path(kubeconfig).read_text())["clusters"]
-    return str(next(c["cluster"]["server"] for c in clusters if c["name"] == cluster))
+    return str(next(c["cluster"][key] for c in clusters if c["name"] == name))
 
 
 def _cluster_state(kubeconfig: str) -> dict[str, str]:
@@ -305,14 +305,17 @@ def test_against_the_sandbox(case: dict[str, Any], released: Released) -> None:
         "tmp": str(released.tmp),
         "registry": released.clusters.env["PIPELINE_REGISTRY"],
         "good": released.images.good,
+        "crash": released.images.crash,
         "missing": released.images.missing,
         "good_tag": released.images.good.rsplit(":", 1)[1],
         "kubeconfig": released.clusters.env["KUBECONFIG"],
         "gke_endpoint": released.clusters.gke_endpoint,
-        "staging_server": _server(released.clusters.env["KUBECONFIG"], "staging"),
+        "staging_server": _cluster(released.clusters.env["KUBECONFIG"], "staging", "server"),
+        "staging_ca": _cluster(released.clusters.env["KUBECONFIG"], "staging", "certificate-authority-data"),
     }
     where = _prepare(case, released.seed, released.tmp, values)
     before = _cluster_state(values["kubeconfig"])
+    assert "Deployment/backend-core-deployment" in before, before  # the good release is there to be kept
     outcome = _run(case, where, released.env, values)
     after = _cluster_state(values["kubeconfig"])
     outcome.cluster_changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))

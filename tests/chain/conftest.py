@@ -96,23 +96,17 @@ class Background:
             threading.Thread(target=self._read, args=(self.proc.stderr, self.err), daemon=True),
             threading.Thread(target=self._read, args=(self.proc.stdout, self.out), daemon=True),
         ]
+        self.ended_at: float | None = None
         for reader in self.readers:
             reader.start()
-        self.ended_at: float | None = None
-        # When the process ended, not when finish() was called: with two running, the one finished
-        # second may have exited first.
-        self._exit = threading.Thread(target=self._note_exit, daemon=True)
-        self._exit.start()
-
-    def _note_exit(self) -> None:
-        self.proc.wait()
-        self.ended_at = time.monotonic()
 
     def _read(self, stream: Any, into: list[str]) -> None:
         for line in stream:
             with self.changed:
                 into.append(line)
                 self.changed.notify_all()
+        if into is self.err:
+            self.ended_at = time.monotonic()  # stderr closes when the command ends
 
     def wait_for(self, text: str, timeout: float) -> None:
         """Until a line of stderr contains ``text``; fails the test if the command ends first."""
@@ -130,7 +124,6 @@ class Background:
 
     def finish(self, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         rc = self.proc.wait(timeout)
-        self._exit.join(10)
         for reader in self.readers:
             reader.join(10)
         for stream in (self.proc.stdout, self.proc.stderr):
@@ -228,7 +221,7 @@ def project(clusters: Clusters, tmp_path_factory: pytest.TempPathFactory) -> Ite
     settings = config.load(first, environ)
     made = Project((first, second), remote, environ, settings, clusters)
     with pytest.MonkeyPatch.context() as patch:
-        # The test's own look at the cluster (Project.access) authenticates with the sandbox's ADC file.
+        # The tests look at the cluster as the pipeline does: google.auth.default() reads this.
         patch.setenv("GOOGLE_APPLICATION_CREDENTIALS", environ["GOOGLE_APPLICATION_CREDENTIALS"])
         yield made
         with contextlib.suppress(Exception), kube.connect(made.access()) as k:

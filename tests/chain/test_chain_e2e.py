@@ -87,19 +87,18 @@ def test_a_release_killed_mid_rollout_converges_on_the_next_run(project: Project
     before = project.pinned()
     victim = project.start("release", "--env", "staging", "--image", images.c)
     victim.wait_for("[rollout]", 180)
+    time.sleep(0.3)
+    victim.signal_group(signal.SIGKILL)  # kill -9 -- -PID
+    assert victim.finish(30).returncode == -signal.SIGKILL, victim.stderr  # killed, not finished
+    assert project.pinned() != before  # its bump is in
 
-    # While it holds the environment, another machine is refused at once with --no-wait, naming it.
+    # Its Lease outlives it (until it expires): another machine is refused at once with --no-wait.
     busy = project.invoke("release", "--env", "staging", "--image", images.b, "--no-wait", clone=1)
     assert busy.returncode == 1, busy.stderr
     (line,) = error_lines(busy.stderr)
     assert re.search(
         r"Lease campus/campus-pipeline-staging is held: the release by \S+ pid \d+, started ", line
     ), line
-    assert project.pinned() != before  # the victim's bump is in
-
-    time.sleep(0.3)
-    victim.signal_group(signal.SIGKILL)  # kill -9 -- -PID
-    victim.finish(30)
 
     started = time.monotonic()
     again = project.invoke("release", "--env", "staging", "--image", images.c)
@@ -111,6 +110,10 @@ def test_a_release_killed_mid_rollout_converges_on_the_next_run(project: Project
     converged(project, images.c)
     records = history.read(project.settings, "staging")
     assert [(r.image, r.result) for r in records[:2]] == [(images.c, "succeeded"), (images.c, "interrupted")]
+    shown = project.invoke("history", "--env", "staging", "--limit", "5")
+    assert re.findall(r"^\S+\s+(\S+)\s+release ", shown.stdout, re.M)[:2] == ["succeeded", "interrupted"], (
+        shown
+    )
 
 
 def test_rerun_after_a_kill_with_a_crashing_image_verifies_and_rolls_back(
@@ -121,7 +124,7 @@ def test_rerun_after_a_kill_with_a_crashing_image_verifies_and_rolls_back(
     victim.wait_for("[rollout]", 180)
     time.sleep(0.3)
     victim.signal_group(signal.SIGKILL)
-    victim.finish(30)
+    assert victim.finish(30).returncode == -signal.SIGKILL, victim.stderr
     assert project.pinned().startswith(images.crash)  # git and (soon) the cluster agree on the crash
 
     again = project.invoke("release", "--env", "staging", "--image", images.crash)
@@ -197,7 +200,7 @@ def test_a_release_killed_mid_smoke_is_verified_by_the_next_run(project: Project
     victim = project.start("release", "--env", "staging", "--image", images.b)
     victim.wait_for("[smoke]", 180)
     victim.signal_group(signal.SIGKILL)
-    victim.finish(30)
+    assert victim.finish(30).returncode == -signal.SIGKILL, victim.stderr
     assert project.pinned().startswith(images.b)
 
     again = project.invoke("release", "--env", "staging", "--image", images.b)
@@ -214,7 +217,7 @@ def test_a_rollback_killed_half_way_is_finished_by_the_next_rollback(
     victim = project.start("release", "--env", "staging", "--image", images.crash, "--force")
     victim.wait_for("[rollout (previous)]", 240)  # the revert is pushed, the good image rolling out again
     victim.signal_group(signal.SIGKILL)
-    victim.finish(30)
+    assert victim.finish(30).returncode == -signal.SIGKILL, victim.stderr
 
     again = project.invoke("rollback", "--env", "staging")
     assert again.returncode == 0, again.stderr

@@ -59,6 +59,9 @@ def test_only_a_succeeded_record_for_exactly_the_digest_settles_it() -> None:
     assert verify.settled(newest_first, B)
     assert not verify.settled(newest_first, C)  # its newest decisive record is a rollback
     assert not verify.settled(newest_first, None)
+    # Succeeded once, then re-applied by a release that was killed: verify it again.
+    again = [rec(B, "interrupted", "2026-12-02T10:04:00+00:00"), *newest_first]
+    assert not verify.settled(again, B)
     # An interruption says nothing against the digest: it may be released again without --force.
     assert history.failed_digests(newest_first) == {C}
     # Never "last good": a pin that was only started or interrupted.

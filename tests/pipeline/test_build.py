@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 import docker
@@ -19,7 +20,9 @@ def _no_local_images() -> object:
     yield
     client = docker.from_env()
     for image in client.images.list(filters={"reference": "*/test/app-*"}):
-        client.images.remove(image.id, force=True)
+        # Another run on the same engine may have removed it first.
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(image.id, force=True)
 
 
 def test_build_push_then_skip(project: Project) -> None:
@@ -91,3 +94,41 @@ def test_invalid_tag() -> None:
     with pytest.raises(ConfigError, match="not a valid Docker tag"):
         images.check_tag("-nope")
     assert images.check_tag("sha-1a2b3c4") == "sha-1a2b3c4"
+
+
+def test_another_registry_in_image_is_named_and_never_gets_our_credentials(project: Project) -> None:
+    # Measured on main: an --image on another registry was reported under PIPELINE_REGISTRY's name, and
+    # DOCKERHUB_USERNAME/TOKEN were offered to whichever host the reference named.
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+
+    class Registry(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            """Quiet."""
+
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization", ""))
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="other"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_HEAD = do_GET
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Registry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    other = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        settings = project.settings()
+        assert settings.registry.has_credentials
+        with pytest.raises(RegistryAuthError) as caught:
+            build.lookup(settings, "sha-1a2b3c4", repository=f"{other}/team/backend")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen and not any(seen), seen
+    message = str(caught.value)
+    assert f"looking up {other}/team/backend:sha-1a2b3c4: 401 unauthorized" in message
+    assert f"docker login {other}" in message and settings.registry.host not in message

@@ -85,7 +85,7 @@ def test_a_wrong_value_is_one_line_naming_the_key(
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("[bogus]\nx = 1\n", "pipeline.toml: unknown section [bogus]. Sections are: environments, gitops,"),
+        ("[bogus]\nx = 1\n", "pipeline.toml: unknown section [bogus]. Sections are: database, environments,"),
         ("[relase]\nx = 1\n", "unknown section [relase]. Did you mean [release]?"),
         ("release = [1, 2]\n", "pipeline.toml: release must be a table, got [1, 2]"),
         ("environments = [1]\n", "pipeline.toml: environments must be a table, got [1]"),
@@ -128,6 +128,11 @@ def test_credentials_in_the_file_are_refused_without_echoing_them(tmp_path: Path
         ({"PIPELINE_GKE_PROJECT": "Not A Project"}, "PIPELINE_GKE_PROJECT must be a GCP project id"),
         ({"PIPELINE_GITOPS_REMOTE": "two words"}, "PIPELINE_GITOPS_REMOTE must be a git URL or path"),
         ({"PIPELINE_INGRESS_CA_BUNDLE": "/no/such/ca.pem"}, "'/no/such/ca.pem' is not a readable file"),
+        ({"PIPELINE_WEBHOOK_FORMAT": "teams"}, "PIPELINE_WEBHOOK_FORMAT must be slack or json, got 'teams'"),
+        (
+            {"PIPELINE_WEBHOOK_URL": "hooks.slack.com/s3cr3t"},
+            "PIPELINE_WEBHOOK_URL must be an http(s):// URL, got (value hidden)",
+        ),
     ],
 )
 def test_environment_overrides_are_checked_the_same_way(
@@ -159,6 +164,7 @@ NOT_IN_FILE: dict[type, set[str]] = {
     config.Settings: {"root"},
     config.Environment: {"name"},  # the table's own name
     config.RegistrySettings: {"username", "token"},  # credentials: DOCKERHUB_USERNAME, DOCKERHUB_TOKEN
+    config.DatabaseSettings: {"allow_major_upgrade"},  # a task option (release --allow-major-upgrade)
 }
 
 
@@ -173,6 +179,7 @@ NOT_IN_FILE: dict[type, set[str]] = {
         (configschema.CheckTable, config.Check),
         (configschema.SecretTable, config.SecretSettings),
         (configschema.ReleaseTable, config.ReleaseSettings),
+        (configschema.DatabaseTable, config.DatabaseSettings),
     ],
 )
 def test_the_schema_knows_every_setting(table: type, settings: type) -> None:

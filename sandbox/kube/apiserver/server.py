@@ -3,8 +3,9 @@
 Serves ``/version``, health, discovery (legacy and aggregated), ``/openapi/v3``, and for every resource
 of ``discovery.RESOURCES``: get and list (JSON, or ``Table`` for ``kubectl get``), and routes the rest by
 method and subresource: watch (``watch.py``), writes (``writes.py``), ``scale`` and ``log``
-(``subresources.py``). Errors are ``Status`` objects with Kubernetes' reasons and codes
-(``store.ApiError``); anything unexpected is logged and answered as a 500 Status.
+(``subresources.py``), ``exec`` (``podexec.py``), ``portforward`` (``portforward.py``). Errors are
+``Status`` objects with Kubernetes' reasons and codes (``store.ApiError``); anything unexpected is
+logged and answered as a 500 Status.
 
 Neighbours: ``service.py`` starts one :class:`ApiServer` per cluster; ``store/`` holds the objects;
 ``auth.py`` says which bearer tokens are live; the kubelet (``kubelet/``) provides container logs.
@@ -20,9 +21,10 @@ from typing import Any
 
 from aiohttp import web
 
+from ... import faults
 from .. import discovery, openapi
 from ..store import ApiError, MethodNotAllowed, NotFound, Store, Unauthorized, not_found
-from . import subresources, writes
+from . import podexec, portforward, subresources, writes
 from .events import event_selector
 from .negotiation import (
     JSON,
@@ -104,6 +106,7 @@ class ApiServer:
         ssl_context: ssl.SSLContext | None,
         authenticate: Authenticate,
         pod_logs: PodLogs | None = None,
+        pod_container: podexec.PodContainer | None = None,
         git_version: str = GIT_VERSION,
     ) -> None:
         self.cluster = cluster
@@ -113,9 +116,11 @@ class ApiServer:
         self.ssl_context = ssl_context
         self.authenticate = authenticate
         self.pod_logs = pod_logs
+        self.pod_container = pod_container
         self.git_version = git_version
         self._runner: web.AppRunner | None = None
         self._streams = Streams()
+        self._listener: faults.Listener | None = None
 
     @property
     def url(self) -> str:
@@ -123,15 +128,26 @@ class ApiServer:
         return f"{scheme}://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=[self._middleware])
+        # Faults and the fixed latency first (faults.py): what a client meets before the server proper.
+        target = f"api:{self.cluster}"
+        middlewares = [faults.state.middleware(target, faults.kube_error), self._middleware]
+        app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=middlewares)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0, handler_cancellation=True)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
-        await site.start()
+        runner = self._runner
+
+        def site() -> web.TCPSite:
+            return web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context)
+
+        await site().start()
+        self._listener = faults.Listener(runner, site)
+        faults.state.register(target, self._listener)
         log.info("API server of %s on %s", self.cluster, self.url)
 
     async def stop(self) -> None:
+        if self._listener is not None:
+            faults.state.unregister(f"api:{self.cluster}", self._listener)
         self._streams.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -219,6 +235,14 @@ class ApiServer:
             if method != "GET":
                 raise _not_allowed()
             return await subresources.pod_log(request, t, self.store, self.pod_logs, self._streams)
+        if t.subresource == "exec":
+            if method not in ("GET", "POST"):
+                raise _not_allowed()
+            return await podexec.pod_exec(request, t, self.store, self.pod_container, self._streams)
+        if t.subresource == "portforward":
+            if method not in ("GET", "POST"):
+                raise _not_allowed()
+            return await portforward.pod_portforward(request, t, self.store, self._streams)
         if t.subresource == "scale":
             return await subresources.scale(request, t, self.store)
         if t.name is None:

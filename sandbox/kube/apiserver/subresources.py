@@ -90,7 +90,7 @@ async def scale(request: web.Request, t: Target, store: Store) -> web.Response:
     return json_response(_to_scale(updated))
 
 
-def _container(t: Target, pod: dict[str, Any], asked: str | None) -> str:
+def container_of(t: Target, pod: dict[str, Any], asked: str | None) -> str:
     """The container a log request means; kubectl's rules when it names none."""
     containers = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
     init = [c.get("name") for c in (pod.get("spec") or {}).get("initContainers") or []]
@@ -119,7 +119,7 @@ async def pod_log(
     pod = store.get(t.gvr, t.namespace, t.name)
     if pod is None:
         raise not_found(t.info.gvr, t.name)
-    container = _container(t, pod, q.get("container"))
+    container = container_of(t, pod, q.get("container"))
     if pod_logs is None:
         raise BadRequest(f'container "{container}" in pod "{t.name}" is waiting to start: ContainerCreating')
     tail = int(q["tailLines"]) if q.get("tailLines") else -1

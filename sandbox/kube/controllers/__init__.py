@@ -20,6 +20,7 @@ Modules, one per controller, each a level-triggered pass (``sync_all``) over the
   ``revisions.py``, ``scaling.py``, ``conditions.py``, ``rolloutstatus.py``): ReplicaSets per template,
   RollingUpdate and Recreate, revisions, rollout status and conditions, ``ScalingReplicaSet`` events;
 - ``replicaset.py``: pods per ReplicaSet, adoption, deletion ranking, ReplicaSet status;
+- ``jobs.py``: a Job's pods run to completion, ``Complete``/``Failed`` conditions (migration Jobs);
 - ``pods.py`` (with ``scheduling.py`` and ``resolve.py``): scheduling onto the node, ConfigMap/Secret/
   claim/Service resolution for the kubelet, pod status and kubelet events, stopping deleted pods;
 - ``volumes.py``: PersistentVolumeClaims bound to PersistentVolumes backed by named Docker volumes;

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from .deployment import DeploymentController
 from .events import EventRecorder
+from .jobs import JobController
 from .node import NodeHeartbeat, default_node
 from .objects import Obj, utcnow
 from .pods import PodController
@@ -82,6 +83,7 @@ class ControllerManager:
         self._on_routes = on_routes
         self.services = ServiceController(store, kubelet.node_ip, self._deliver_routes if on_routes else None)
         self.heartbeat = NodeHeartbeat(store, self.node, clock)
+        self.jobs = JobController(store, self.events, clock)
         r = resync_seconds
         self._loops = [
             _Loop("node", self.heartbeat.sync, frozenset({"nodes"}), 5.0),
@@ -89,6 +91,7 @@ class ControllerManager:
                 "deployments", self.deployments.sync_all, frozenset({"deployments", "replicasets", "pods"}), r
             ),
             _Loop("replicasets", self.replicasets.sync_all, frozenset({"replicasets", "pods"}), r),
+            _Loop("jobs", self.jobs.sync_all, frozenset({"jobs", "pods"}), r),
             _Loop(
                 "pods",
                 self.pods.sync_all,

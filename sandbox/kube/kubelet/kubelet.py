@@ -169,6 +169,13 @@ class Kubelet:
             )
         return self.runtime.logs(found[index].id, tail)
 
+    def running_container(self, namespace: str, name: str, container: str) -> str | None:
+        """The Docker id of the container's running instance (what ``exec`` enters), or None."""
+        found = self.runtime.named_containers(namespace, name, container)
+        found = [c for c in found if c.running and c.kind == "container"]
+        found.sort(key=lambda c: c.restarts, reverse=True)
+        return found[0].id if found else None
+
     def drain_events(self, namespace: str, name: str) -> list[dict[str, str]]:
         """Events produced for the pod since the last call, oldest first (shape in the module docstring)."""
         with self._lock:

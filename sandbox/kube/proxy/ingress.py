@@ -35,6 +35,10 @@ class ProxyError(SandboxError):
 
 CertFor = Callable[[str], tuple[bytes, bytes]]
 
+# How many endpoints one request may try, and which methods may be sent again (nginx-ingress's defaults).
+NEXT_UPSTREAM_TRIES = 3
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+
 # Hop-by-hop headers (RFC 9110 §7.6.1) are for one connection and never forwarded.
 HOP_BY_HOP = frozenset(
     h.lower()
@@ -186,7 +190,7 @@ class IngressProxy:
     # HTTP --------------------------------------------------------------------------------------------
 
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        from aiohttp import ClientError, web
+        from aiohttp import ClientConnectorError, ClientError, web
 
         host = (request.host or "").lower()
         if host.startswith("["):
@@ -200,7 +204,10 @@ class IngressProxy:
         if not target.endpoints:
             return web.Response(status=503, text=f"no healthy upstream for {target.backend}\n")
         counter = self._counters.setdefault(target.backend, itertools.count())
-        ip, port = target.endpoints[next(counter) % len(target.endpoints)]
+        start = next(counter)
+        # nginx-ingress's proxy_next_upstream (error, timeout; 3 tries): a pod that went away between the
+        # endpoint update and this request (or closed a kept-alive connection) costs a retry, not a 502.
+        tries = [target.endpoints[(start + i) % len(target.endpoints)] for i in range(NEXT_UPSTREAM_TRIES)]
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         peer = request.remote or ""
         previous = request.headers.get("X-Forwarded-For")
@@ -211,22 +218,30 @@ class IngressProxy:
         headers.pop("Content-Length", None)
         body = await request.read()
         assert self._session is not None
-        url = f"http://{ip}:{port}{request.raw_path}"
-        try:
-            async with self._session.request(
-                request.method, url, headers=headers, data=body or None, allow_redirects=False
-            ) as upstream:
-                response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-                for name, value in upstream.headers.items():
-                    if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
-                        response.headers.add(name, value)
-                if upstream.content_length is not None:
-                    response.content_length = upstream.content_length
-                await response.prepare(request)
-                async for chunk in upstream.content.iter_chunked(65536):
-                    await response.write(chunk)
-                await response.write_eof()
-                return response
-        except (ClientError, TimeoutError, OSError) as e:
-            LOG.info("ingress %s%s -> %s:%s: %s", host, path, ip, port, e)
-            return web.Response(status=502, text=f"upstream connect error for {target.backend}\n")
+        for attempt, (ip, port) in enumerate(tries, 1):
+            url = f"http://{ip}:{port}{request.raw_path}"
+            prepared = False
+            try:
+                async with self._session.request(
+                    request.method, url, headers=headers, data=body or None, allow_redirects=False
+                ) as upstream:
+                    response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+                    for name, value in upstream.headers.items():
+                        if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+                            response.headers.add(name, value)
+                    if upstream.content_length is not None:
+                        response.content_length = upstream.content_length
+                    await response.prepare(request)
+                    prepared = True
+                    async for chunk in upstream.content.iter_chunked(65536):
+                        await response.write(chunk)
+                    await response.write_eof()
+                    return response
+            except (ClientError, TimeoutError, OSError) as e:
+                LOG.info("ingress %s%s -> %s:%s (try %d): %s", host, path, ip, port, attempt, e)
+                # Once the answer has started it cannot be taken back; before that, an idempotent
+                # request (or one whose connection never opened) goes to the next endpoint.
+                retry = not prepared and (request.method in IDEMPOTENT or isinstance(e, ClientConnectorError))
+                if not retry:
+                    break
+        return web.Response(status=502, text=f"upstream connect error for {target.backend}\n")

@@ -23,6 +23,7 @@ PVCS: GVR = ("", "v1", "persistentvolumeclaims")
 PVS: GVR = ("", "v1", "persistentvolumes")
 DEPLOYMENTS: GVR = ("apps", "v1", "deployments")
 REPLICASETS: GVR = ("apps", "v1", "replicasets")
+JOBS: GVR = ("batch", "v1", "jobs")
 INGRESSES: GVR = ("networking.k8s.io", "v1", "ingresses")
 STORAGECLASSES: GVR = ("storage.k8s.io", "v1", "storageclasses")
 
