@@ -92,12 +92,12 @@ def build(
     c: Context, push: bool = False, allow_dirty: bool = False, force: bool = False, json_: bool = False
 ) -> None:
     """Build the backend image from the source commit (tag sha-<7 hex>) and optionally push it."""
-    from pipeline import release
+    from pipeline import building  # not pipeline.release: a build needs none of the chain's imports
 
     with _errors():
         settings = _settings(c)
         with _progress("building") as progress:
-            result = release.build(
+            result = building.build(
                 settings, push=push, allow_dirty=allow_dirty, force=force, progress=progress
             )
     if os.environ.get("GITHUB_OUTPUT"):

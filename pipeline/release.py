@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import (
+    building,
     dbrelease,
-    gitops,
     gkecache,
     history,
     images,
@@ -39,12 +39,11 @@ from .approval import require_approval
 from .base import Progress, first_line, quiet
 from .compare import ObjectDiff
 from .config import Environment, Settings
-from .errors import ConfigError, Interrupted, PipelineError, ReleaseRefused, SourceError, StageFailed
+from .errors import ConfigError, Interrupted, PipelineError, ReleaseRefused, StageFailed
 from .images import Image
 from .report import ReleaseReport, StageResult, Timeline
 
 if TYPE_CHECKING:
-    from .build import BuildResult
     from .drift import Declared
     from .driftreport import DriftReport
 
@@ -53,28 +52,7 @@ __all__ = [
 ]  # fmt: skip
 
 
-def build(
-    settings: Settings,
-    *,
-    push: bool,
-    allow_dirty: bool,
-    force: bool = False,
-    progress: Progress = quiet,
-) -> BuildResult:
-    from . import build as build_stage
-
-    source = gitops.source_state(settings.root, settings.image.context)
-    if source.dirty and not allow_dirty:
-        raise SourceError(
-            f"{settings.image.context}/ has uncommitted changes, "
-            f"so sha-{source.commit[:7]} would not describe it",
-            "Commit them, or pass --allow-dirty to build a -dirty tag",
-        )
-    tag = images.source_tag(source.commit, source.dirty)
-    # A dirty tree's tag does not identify its content: always rebuild it.
-    return build_stage.build(
-        settings, source.commit, tag, push=push, force=force or source.dirty, progress=progress
-    )
+build = building.build
 
 
 def bump(

@@ -43,10 +43,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[kube.Kube]:
             yield k
     finally:
         running.stop()
-        # The in-process API server's stop leaves the server side of the client's keep-alive connections
-        # to the garbage collector since the fault middleware came in (not yet understood; the sandbox
-        # daemon is a process of its own, so users never meet it). Collected here, so that the warning
-        # is not blamed on whichever test runs next.
+        # The stopped server's loop leaves the transports of our keep-alive connections behind; collect
+        # them here, where they belong, rather than as a ResourceWarning in whichever test runs next.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
             gc.collect()
