@@ -9,6 +9,7 @@ after a refused release). The rows go to docs/reliability.md through ``scripts/r
 
 from __future__ import annotations
 
+import shutil
 import time
 from typing import Any
 
@@ -208,13 +209,26 @@ def test_git_remote_refuses_pushes(project: Project, rows: list[dict[str, Any]])
     )
 
 
+def without_cached_token(project: Project, throw: Any) -> Any:
+    """``throw``, after dropping the GKE access kept between commands (pipeline/gkecache.py): the
+    release then needs the token endpoint, as a fresh CI runner does."""
+
+    def thrown() -> Any:
+        shutil.rmtree(project.clone / ".pipeline" / "cache" / "gke", ignore_errors=True)
+        return throw()
+
+    return thrown
+
+
 def test_token_endpoint_503_for_4s(project: Project, rows: list[dict[str, Any]]) -> None:
     released(
         project,
         rows,
         "token endpoint answers 503",
         "token status 503 for 4 s, from the start (GKE authentication)",
-        throw=lambda: project.faults.set_fault("token", "status", status=503, seconds=4),
+        throw=without_cached_token(
+            project, lambda: project.faults.set_fault("token", "status", status=503, seconds=4)
+        ),
     )
 
 
@@ -225,7 +239,7 @@ def test_token_endpoint_failing(project: Project, rows: list[dict[str, Any]]) ->
         "token endpoint failing",
         "token status 500 until cleared",
         "token endpoint kept failing",
-        lambda: project.faults.set_fault("token", "status", status=500),
+        without_cached_token(project, lambda: project.faults.set_fault("token", "status", status=500)),
     )
 
 
