@@ -97,7 +97,8 @@ def pod_problem(
             return PodProblem(
                 pod=name,
                 reason=str(last.get("reason") or "Restarting"),
-                message=str(last.get("message") or f"restarted {restarts} times"),
+                # describe() already says "N restarts"; only the runtime's own words add to it.
+                message=str(last.get("message") or ""),
                 container=container,
                 exit_code=exit_code,
                 restarts=restarts,
