@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from . import SandboxError
+from . import SandboxError, child
 from .home import Home, Settings, free_port
 from .registryproxy import RegistryProxy
 
@@ -65,19 +65,6 @@ def write_config(home: Home, settings: Settings, port: int | None = None) -> Pat
     return config
 
 
-async def _answers(port: int) -> bool:
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.write(b"GET /v2/ HTTP/1.0\r\n\r\n")
-    await writer.drain()
-    line = await reader.readline()
-    writer.close()
-    # 401 is the healthy answer of a registry that requires authentication.
-    return line.split(b" ")[1:2] == [b"401"]
-
-
 class RegistryService:
     def __init__(self, home: Home, settings: Settings) -> None:
         self.home = home
@@ -96,27 +83,19 @@ class RegistryService:
         config = write_config(self.home, self.settings, backend)
         log = (self.home.run / "registry.log").open("ab")
         self.proc = await asyncio.create_subprocess_exec(BINARY, "serve", str(config), stdout=log, stderr=log)
-        for _ in range(100):
-            if self.proc.returncode is not None:
-                raise SandboxError(f"the registry exited at start; see {self.home.run / 'registry.log'}")
-            if await _answers(backend):
-                self.proxy = RegistryProxy("127.0.0.1", self.settings.registry_port, backend)
-                await self.proxy.start()
-                return
-            await asyncio.sleep(0.1)
-        raise SandboxError(f"the registry did not answer on {self.address} within 10 s")
+        # 401 is the healthy answer of a registry that requires authentication.
+        await child.wait_answering(
+            self.proc, name="the registry", port=backend, path="/v2/", healthy=b"401",
+            log=self.home.run / "registry.log", seconds=10,
+        )  # fmt: skip
+        self.proxy = RegistryProxy("127.0.0.1", self.settings.registry_port, backend)
+        await self.proxy.start()
 
     async def stop(self) -> None:
         if self.proxy is not None:
             await self.proxy.stop()
             self.proxy = None
-        if self.proc and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+        await child.stop(self.proc)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -12,20 +12,8 @@ import asyncio
 import sys
 from typing import Any
 
-from . import SandboxError
+from . import child
 from .home import Home, Settings
-
-
-async def _answers(port: int) -> bool:
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.write(b"GET / HTTP/1.0\r\n\r\n")
-    await writer.drain()
-    line = await reader.readline()
-    writer.close()
-    return line.split(b" ")[1:2] == [b"200"]
 
 
 class StorageService:
@@ -47,25 +35,13 @@ class StorageService:
             "start", "--host", "127.0.0.1", "--port", str(self.port), "--quiet",
             stdout=log, stderr=log, stdin=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
-        for _ in range(150):
-            if self.proc.returncode is not None:
-                raise SandboxError(
-                    f"the storage emulator exited at start; see {self.home.run / 'storage.log'} "
-                    "(pip install gcp-storage-emulator)"
-                )
-            if await _answers(self.port):
-                return
-            await asyncio.sleep(0.1)
-        raise SandboxError(f"the storage emulator did not answer on {self.address} within 15 s")
+        await child.wait_answering(
+            self.proc, name="the storage emulator", port=self.port, path="/", healthy=b"200",
+            log=self.home.run / "storage.log", seconds=15, hint=" (pip install gcp-storage-emulator)",
+        )  # fmt: skip
 
     async def stop(self) -> None:
-        if self.proc and self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+        await child.stop(self.proc)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -180,10 +180,7 @@ class Project:
         )
 
     def access(self) -> gke.ClusterAccess:
-        info = self.clusters.ready["kube"]
-        return gke.cluster_access(
-            info["project"], info["location"], "staging", api_endpoint=self.clusters.gke_endpoint
-        )
+        return self.clusters.access("staging")
 
     def running(self) -> tuple[str, set[str]]:
         """The Deployment's image and the images of its pods that are not on their way out."""

@@ -28,7 +28,7 @@ import pytest
 
 from pipeline import config, gke, history, kube
 from pipeline.release import drift
-from tests.release.conftest import seeded_clone
+from tests.release.conftest import process_env, seeded_clone
 
 from .conftest import ROOT, Clusters, Images, kubectl_env  # type: ignore[import-not-found]
 
@@ -37,7 +37,6 @@ pytestmark = pytest.mark.e2e
 NAMESPACE = "campus"
 BACKEND = "backend-core-deployment"
 CONFIG = "backend-core-config"
-PROCESS_ENV = ("GOOGLE_APPLICATION_CREDENTIALS", "CAMPUS_POSTGRES_PASSWORD", "CAMPUS_ADMIN_PASS")
 
 
 @dataclass
@@ -84,10 +83,7 @@ class Project:
     receiver: Receiver
 
     def access(self) -> gke.ClusterAccess:
-        info = self.clusters.ready["kube"]
-        return gke.cluster_access(
-            info["project"], info["location"], "staging", api_endpoint=self.clusters.gke_endpoint
-        )
+        return self.clusters.access("staging")
 
     def live(self, kind: str, name: str, api_version: str = "apps/v1") -> dict[str, Any] | None:
         with kube.connect(self.access()) as k:
@@ -130,9 +126,7 @@ def project(
         PYTHONPATH=str(ROOT),
     )
     settings = config.load(clone, environ)
-    with pytest.MonkeyPatch.context() as patch, receiving() as receiver:
-        for name in PROCESS_ENV:
-            patch.setenv(name, environ[name])
+    with process_env(environ), receiving() as receiver:
         environ["PIPELINE_WEBHOOK_URL"] = receiver.url
         yield Project(clone, remote, environ, settings, clusters, images, receiver)
 

@@ -28,13 +28,12 @@ import yaml
 from pipeline import config, gke, kube
 from sandbox.faultclient import FaultClient
 from sandbox.home import Home
-from tests.release.conftest import ROOT, Clusters, Images, build_images, git, running_sandbox
+from tests.release.conftest import ROOT, Clusters, Images, build_images, git, process_env, running_sandbox
 
 NAMESPACE = "campus"
 BACKEND = "backend-core-deployment"
 NODE_PORT = 30100
 OVERLAY = "overlays/{env}/kustomization.yaml"
-PROCESS_ENV = ("GOOGLE_APPLICATION_CREDENTIALS", "CAMPUS_POSTGRES_PASSWORD", "CAMPUS_ADMIN_PASS")
 RESULTS = ROOT / "test-artifacts" / "reliability"
 
 
@@ -63,10 +62,7 @@ class Project:
         return f"{entry['newName']}:{entry['newTag']}@{entry.get('digest', '')}"
 
     def access(self, env: str) -> gke.ClusterAccess:
-        info = self.clusters.ready["kube"]
-        return gke.cluster_access(
-            info["project"], info["location"], env, api_endpoint=self.clusters.gke_endpoint
-        )
+        return self.clusters.access(env)
 
     def running(self, env: str) -> tuple[str, bool]:
         """The backend Deployment's image, and whether its rollout is complete with every pod ready."""
@@ -188,9 +184,7 @@ def project(clusters: Clusters, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "PYTHONPATH": str(ROOT),
     }
     settings = config.load(clone, environ)
-    with pytest.MonkeyPatch.context() as patch:
-        for name in PROCESS_ENV:
-            patch.setenv(name, environ[name])
+    with process_env(environ):
         made = Project(
             clone,
             remote,

@@ -19,10 +19,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import trustme
+
+if TYPE_CHECKING:
+    from pipeline.gke import ClusterAccess
 
 
 @dataclass
@@ -136,6 +139,26 @@ class Clusters:
     @property
     def gke_endpoint(self) -> str:
         return self.env["PIPELINE_GKE_ENDPOINT"]
+
+    def access(self, env: str) -> ClusterAccess:
+        """How to reach cluster ``env``, looked up like GKE (Container API + google-auth)."""
+        from pipeline import gke
+
+        info = self.ready["kube"]
+        return gke.cluster_access(info["project"], info["location"], env, api_endpoint=self.gke_endpoint)
+
+
+# What release.py reads from os.environ (the app's Secret, Application Default Credentials).
+PROCESS_ENV = ("GOOGLE_APPLICATION_CREDENTIALS", "CAMPUS_POSTGRES_PASSWORD", "CAMPUS_ADMIN_PASS")
+
+
+@contextlib.contextmanager
+def process_env(environ: dict[str, str]) -> Iterator[None]:
+    """This process's environment carries ``environ``'s credentials, as a user's shell would."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in PROCESS_ENV:
+            patch.setenv(name, environ[name])
+        yield
 
 
 @contextlib.contextmanager
@@ -284,10 +307,7 @@ def adc(clusters: Clusters) -> Iterator[None]:
 @pytest.fixture(scope="session")
 def staging(clusters: Clusters, adc: None) -> Any:
     """How to reach the sandbox's staging cluster, looked up like GKE (Container API + google-auth)."""
-    from pipeline import gke
-
-    project, location = clusters.ready["kube"]["project"], clusters.ready["kube"]["location"]
-    return gke.cluster_access(project, location, "staging", api_endpoint=clusters.gke_endpoint)
+    return clusters.access("staging")
 
 
 def deployment(namespace: str, image: str, name: str = "web", **spec: Any) -> list[dict[str, Any]]:

@@ -24,10 +24,9 @@ import pytest
 from pipeline import config
 from pipeline.release import promote, release, rollback
 
-from .conftest import ROOT, Clusters, Images, git, seeded_clone  # type: ignore[import-not-found]
+from .conftest import ROOT, Clusters, Images, git, process_env, seeded_clone  # type: ignore[import-not-found]
 from .test_release_e2e import (  # type: ignore[import-not-found]
     AUTHOR,
-    PROCESS_ENV,
     Project,
     _delete_namespace,
     explain,
@@ -76,9 +75,7 @@ def story(clusters: Clusters, images: Images, tmp_path_factory: pytest.TempPathF
     tmp = tmp_path_factory.mktemp("dashboard-e2e")
     clone, remote, environ = seeded_clone(tmp, clusters)
     settings = config.load(clone, environ)
-    with pytest.MonkeyPatch.context() as patch:
-        for name in PROCESS_ENV:
-            patch.setenv(name, environ[name])
+    with process_env(environ):
         project = Project(clone, remote, environ, settings, clusters)
         for env in ("staging", "prod"):
             _delete_namespace(project, env, wait=True)

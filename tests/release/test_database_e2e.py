@@ -86,10 +86,7 @@ class Project:
         return done.stdout
 
     def access(self) -> gke.ClusterAccess:
-        info = self.clusters.ready["kube"]
-        return gke.cluster_access(
-            info["project"], info["location"], "staging", api_endpoint=self.clusters.gke_endpoint
-        )
+        return self.clusters.access("staging")
 
     def db_pod(self) -> dict[str, Any]:
         with kube.connect(self.access()) as k:
@@ -176,40 +173,22 @@ def test_kubectl_exec_and_cp_pass_stdin_and_exit_codes(project: Project, tmp_pat
     assert (tmp_path / "down.txt").read_text() == "copied in\n"
 
 
+def port_forward(project: Project, target: str, ports: str) -> subprocess.Popen[bytes]:
+    """``kubectl port-forward`` as a user runs it, in the background."""
+    return subprocess.Popen(
+        [KUBECTL, "--context", "staging", "-n", NAMESPACE, "port-forward", target, ports],
+        env=project.environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def test_kubectl_port_forward_reaches_the_backend_and_postgresql(project: Project) -> None:
     from sandbox.home import free_port
 
     web, db = free_port(), free_port()
-    forward = subprocess.Popen(
-        [
-            KUBECTL,
-            "--context",
-            "staging",
-            "-n",
-            NAMESPACE,
-            "port-forward",
-            "deploy/backend-core-deployment",
-            f"{web}:8080",
-        ],
-        env=project.environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    forward_db = subprocess.Popen(
-        [
-            KUBECTL,
-            "--context",
-            "staging",
-            "-n",
-            NAMESPACE,
-            "port-forward",
-            "deploy/db-core-deployment",
-            f"{db}:5432",
-        ],
-        env=project.environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    forward = port_forward(project, "deploy/backend-core-deployment", f"{web}:8080")
+    forward_db = port_forward(project, "deploy/db-core-deployment", f"{db}:5432")
     try:
         wait_for("the forwarded backend", lambda: http_get("127.0.0.1", web, "/healthz")[0] == 200, 30)
         for _ in range(3):  # one SPDY connection, a stream pair per TCP connection

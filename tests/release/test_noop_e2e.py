@@ -22,7 +22,7 @@ import pytest
 from pipeline import config, fingerprint, gke, kube
 from pipeline.release import ReleaseReport, drift, plan, release
 
-from .conftest import Clusters, git, running_sandbox, seeded_clone  # type: ignore[import-not-found]
+from .conftest import Clusters, git, process_env, running_sandbox, seeded_clone  # type: ignore[import-not-found]
 
 pytestmark = [
     pytest.mark.e2e,
@@ -34,7 +34,6 @@ pytestmark = [
 
 NAMESPACE = "campus"
 BACKEND = "backend-core-deployment"
-PROCESS_ENV = ("GOOGLE_APPLICATION_CREDENTIALS", "CAMPUS_POSTGRES_PASSWORD", "CAMPUS_ADMIN_PASS")
 AUTHOR = ("-c", "user.name=e2e", "-c", "user.email=e2e@example.invalid")
 
 
@@ -48,10 +47,7 @@ class Project:
     work: Path
 
     def access(self) -> gke.ClusterAccess:
-        info = self.clusters.ready["kube"]
-        return gke.cluster_access(
-            info["project"], info["location"], "staging", api_endpoint=self.clusters.gke_endpoint
-        )
+        return self.clusters.access("staging")
 
     def kubectl(self, *args: str) -> str:
         proc = subprocess.run(
@@ -118,9 +114,7 @@ def project(clusters: Clusters, tmp_path_factory: pytest.TempPathFactory) -> Ite
         work, clusters, PIPELINE_IMAGE_REPOSITORY=f"noop-e2e/backend-{uuid.uuid4().hex[:8]}"
     )
     settings = config.load(clone, environ)
-    with pytest.MonkeyPatch.context() as patch:
-        for name in PROCESS_ENV:
-            patch.setenv(name, environ[name])
+    with process_env(environ):
         yield Project(clone, remote, environ, settings, clusters, work)
         with kube.connect(Project(clone, remote, environ, settings, clusters, work).access()) as k:
             k.delete("v1", "Namespace", NAMESPACE)

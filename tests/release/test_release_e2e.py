@@ -36,7 +36,7 @@ from pipeline.build import Image
 from pipeline.errors import ApprovalRequired, ImageNotFound, ReleaseRefused
 from pipeline.release import ReleaseReport, plan, promote, release, rollback
 
-from .conftest import ROOT, Clusters, git, seeded_clone  # type: ignore[import-not-found]
+from .conftest import ROOT, Clusters, git, process_env, seeded_clone  # type: ignore[import-not-found]
 
 pytestmark = pytest.mark.e2e
 
@@ -45,8 +45,6 @@ BACKEND = "backend-core-deployment"
 NODE_PORT = 30100
 GREETING = "Hello from the other side!"
 OVERLAY = "overlays/{env}/kustomization.yaml"
-# Variables release.py reads from os.environ (the app's Secret, Application Default Credentials).
-PROCESS_ENV = ("GOOGLE_APPLICATION_CREDENTIALS", "CAMPUS_POSTGRES_PASSWORD", "CAMPUS_ADMIN_PASS")
 AUTHOR = ("-c", "user.name=e2e", "-c", "user.email=e2e@example.invalid")
 APPROVED_BY = "--format=%(trailers:key=Approved-by,valueonly)"
 
@@ -92,10 +90,7 @@ class Project:
         return f"{entry['newName']}:{entry['newTag']}@{entry['digest']}"
 
     def access(self, env: str) -> gke.ClusterAccess:
-        kube_info = self.clusters.ready["kube"]
-        return gke.cluster_access(
-            kube_info["project"], kube_info["location"], env, api_endpoint=self.clusters.gke_endpoint
-        )
+        return self.clusters.access(env)
 
     def live(self, env: str, kind: str, name: str, api_version: str = "apps/v1") -> dict[str, Any]:
         with kube.connect(self.access(env)) as k:
@@ -144,10 +139,8 @@ def project(clusters: Clusters, tmp_path_factory: pytest.TempPathFactory) -> Ite
         PIPELINE_IMAGE_REPOSITORY=f"release-e2e/backend-{uuid.uuid4().hex[:8]}",
     )
     settings = config.load(clone, environ)
-    with pytest.MonkeyPatch.context() as patch:
+    with process_env(environ):
         # release.py builds the app's Secret from os.environ and authenticates with google.auth.default().
-        for name in PROCESS_ENV:
-            patch.setenv(name, environ[name])
         made = Project(clone, remote, environ, settings, clusters)
         for env in ("staging", "prod"):
             _delete_namespace(made, env, wait=True)
