@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import appsecret, gitops, history, overlays
+from . import appsecret, gitops, history, overlays, rendercache
 from .applyset import (
     NEVER_PRUNE,
     ApplySet,
@@ -79,12 +79,17 @@ def render_at(
     """The environment's overlay at ``commit`` (None: the remote's tip), rendered: commit, pin, objects."""
     from . import render
 
-    with tempfile.TemporaryDirectory(prefix="campus-drift-") as tmp:
-        root = Path(tmp)
-        at = gitops.snapshot(settings, root, commit)
-        pin = overlays.read_pin(overlays.kustomization(root / env.overlay), settings.image.kustomize_name)
-        rendered = render.kustomize_build(root / env.overlay)
-    return at, pin, list(rendered.objects)
+    def fresh() -> tuple[str, overlays.Pin | None, list[Obj]]:
+        with tempfile.TemporaryDirectory(prefix="campus-drift-") as tmp:
+            root = Path(tmp)
+            at = gitops.snapshot(settings, root, commit)
+            pin = overlays.read_pin(overlays.kustomization(root / env.overlay), settings.image.kustomize_name)
+            rendered = render.kustomize_build(root / env.overlay)
+        return at, pin, list(rendered.objects)
+
+    if commit is None:
+        return fresh()
+    return rendercache.cached(settings, env, commit, render.find_kustomize(), fresh)
 
 
 def declared(settings: Settings, env: Environment, records: Iterable[history.Record]) -> Declared:

@@ -373,8 +373,10 @@ def drift(
     env = settings.environment(env_name)
     approver = require_approval(env, approved_by) if repair_drift else None
     tl = Timeline(progress)
-    # The cluster's address and token are looked up while git and kustomize say what was declared.
-    with ThreadPoolExecutor(1, thread_name_prefix="access") as pool:
+    # The cluster's address and token are looked up, and the client library imported, while git and
+    # kustomize say what was declared.
+    with ThreadPoolExecutor(2, thread_name_prefix="access") as pool:
+        pool.submit(kube.preload)
         access = pool.submit(gkecache.environment_access, settings, env)
         with tl.stage("declared") as detail:
             state = drift_stage.declared(settings, env, history.read(settings, env.name))

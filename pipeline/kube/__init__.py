@@ -33,7 +33,7 @@ from ..errors import (
 from .client import Kube, connect, opened, ref
 from .discovery import Resource
 from .errors import translate
-from .session import REQUEST_TIMEOUT_SECONDS
+from .session import REQUEST_TIMEOUT_SECONDS, preload
 from .watch import WATCH_RECONNECTS, WATCH_WINDOW_SECONDS, WatchEvent, WatchStream
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "WatchStream",
     "connect",
     "opened",
+    "preload",
     "ref",
     "translate",
 ]
